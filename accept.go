@@ -1,0 +1,100 @@
+package tether
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+
+	"github.com/tetherws/tether/internal/wire"
+)
+
+// Accept upgrades an HTTP request to a WebSocket connection (RFC 6455 section
+// 4.2). It works inside any net/http handler. On a bad request it writes the
+// HTTP error itself (400, 403, or 426 for a wrong version) and returns an
+// error; the handler should then just return.
+//
+// Headers set on w before the call are sent with the 101 response.
+func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn, error) {
+	if opts == nil {
+		opts = &AcceptOptions{}
+	}
+	key, herr := wire.CheckRequest(r.Method, r.Header)
+	if herr != nil {
+		if herr.Status == http.StatusUpgradeRequired {
+			w.Header().Set("Sec-WebSocket-Version", wire.Version)
+		}
+		http.Error(w, herr.Reason, herr.Status)
+		return nil, &HandshakeError{StatusCode: herr.Status, Reason: herr.Reason}
+	}
+	if err := checkOrigin(r, opts.OriginPatterns); err != nil {
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return nil, err
+	}
+	subprotocol := wire.SelectSubprotocol(wire.Tokens(r.Header, "Sec-WebSocket-Protocol"), opts.Subprotocols)
+
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		err := errors.New("tether: response writer does not support hijacking (HTTP/2?)")
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return nil, err
+	}
+	nc, brw, err := hj.Hijack()
+	if err != nil {
+		err = fmt.Errorf("tether: hijack: %w", err)
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return nil, err
+	}
+
+	var b strings.Builder
+	b.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n")
+	b.WriteString("Sec-WebSocket-Accept: " + wire.AcceptKey(key) + "\r\n")
+	if subprotocol != "" {
+		b.WriteString("Sec-WebSocket-Protocol: " + subprotocol + "\r\n")
+	}
+	for k, vs := range w.Header() {
+		for _, v := range vs {
+			b.WriteString(k + ": " + v + "\r\n")
+		}
+	}
+	b.WriteString("\r\n")
+	if _, err := nc.Write([]byte(b.String())); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("tether: write handshake response: %w", err)
+	}
+
+	var br *bufio.Reader
+	if brw != nil && brw.Reader.Size() >= wire.MaxHeaderSize {
+		br = brw.Reader // keeps any bytes the client sent early
+	}
+	return newConn(nc, br, wire.Server, opts.config(), subprotocol, r.URL.RequestURI()), nil
+}
+
+// checkOrigin allows requests without Origin (not from a browser), requests
+// whose Origin host is the request's Host, and hosts matching patterns.
+func checkOrigin(r *http.Request, patterns []string) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("tether: bad Origin header %q", origin)
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return nil
+	}
+	for _, p := range patterns {
+		p = strings.ToLower(p)
+		if ok, _ := path.Match(p, strings.ToLower(u.Host)); ok {
+			return nil
+		}
+		if ok, _ := path.Match(p, strings.ToLower(u.Hostname())); ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("tether: origin %q not allowed for host %q", u.Host, r.Host)
+}

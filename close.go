@@ -1,0 +1,199 @@
+package tether
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/tetherws/tether/internal/wire"
+)
+
+// Close performs the closing handshake (RFC 6455 section 7): it sends a close
+// frame with code and reason, waits up to CloseTimeout for the peer's, then
+// closes the TCP connection. It returns nil when the peer answered, an error
+// otherwise. Close is safe to call while a message is being written: the
+// close frame goes out between fragments and later writes fail.
+func (c *Conn) Close(code StatusCode, reason string) error {
+	if code != StatusNoStatus && !wire.ValidCloseCode(uint16(code)) {
+		return fmt.Errorf("tether: close code %d may not be sent", code)
+	}
+	select {
+	case <-c.done:
+		return c.err
+	default:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.closeTimeout)
+	defer cancel()
+	first, err := c.sendClose(ctx, code, reason)
+	if err != nil {
+		c.CloseNow()
+		return err
+	}
+	if !first {
+		<-c.readDone
+		return errors.New("tether: connection already closing")
+	}
+	t := c.cfg.clock.AfterFunc(c.cfg.closeTimeout, func() {
+		c.finish(&CloseError{Code: code, Reason: reason, Initiator: "local", Sent: &CloseFrame{code, reason},
+			Err: errors.New("close handshake timed out")})
+		c.nc.Close()
+	})
+	<-c.readDone
+	t.Stop()
+	c.closeMu.Lock()
+	rcvd := c.rcvd
+	c.closeMu.Unlock()
+	if rcvd == nil {
+		return fmt.Errorf("tether: no close frame received within %v: %w", c.cfg.closeTimeout, c.err)
+	}
+	return nil
+}
+
+// CloseNow closes the TCP connection at once, without a closing handshake.
+func (c *Conn) CloseNow() error {
+	c.finish(&CloseError{Code: StatusAbnormal, Reason: "closed without handshake", Initiator: "local"})
+	err := c.nc.Close()
+	<-c.readDone
+	return err
+}
+
+// sendClose writes a close frame unless one was sent already; first reports
+// whether this call sent it.
+func (c *Conn) sendClose(ctx context.Context, code StatusCode, reason string) (first bool, err error) {
+	reason = wire.TruncateReason(reason)
+	c.closeMu.Lock()
+	if c.sent != nil {
+		c.closeMu.Unlock()
+		return false, nil
+	}
+	c.sent = &CloseFrame{Code: code, Reason: reason}
+	close(c.closing)
+	c.closeMu.Unlock()
+	var buf [wire.MaxControlPayload]byte
+	p := wire.AppendClose(buf[:0], uint16(code), reason)
+	if err := c.acquireAlways(ctx, c.frameSem); err != nil {
+		return true, err
+	}
+	defer c.releaseFrame()
+	c.closeSent.Store(true)
+	return true, c.writeControlLocked(ctx, wire.OpClose, p)
+}
+
+// acquireAlways takes a semaphore even after the connection has finished, for
+// the close frame that says why.
+func (c *Conn) acquireAlways(ctx context.Context, sem chan struct{}) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// handleClose answers the peer's close frame and ends the connection.
+func (c *Conn) handleClose(p []byte) {
+	code, reason, err := wire.ParseClose(p)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	rcvd := &CloseFrame{Code: StatusCode(code), Reason: reason}
+	c.closeMu.Lock()
+	c.rcvd = rcvd
+	sent := c.sent
+	c.closeMu.Unlock()
+	ce := &CloseError{Code: rcvd.Code, Reason: reason, Initiator: "peer", Rcvd: rcvd}
+	if sent != nil {
+		ce.Code, ce.Reason, ce.Initiator, ce.Sent = sent.Code, sent.Reason, "local", sent
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.closeTimeout)
+		c.sendClose(ctx, rcvd.Code, reason) // echo the code (section 5.5.1)
+		cancel()
+		c.closeMu.Lock()
+		ce.Sent = c.sent
+		c.closeMu.Unlock()
+	}
+	c.finish(ce)
+	c.closeTCP()
+}
+
+// closeTCP ends the TCP connection after the closing handshake. The server
+// closes first (section 7.1.1); a client waits up to CloseTimeout for it.
+func (c *Conn) closeTCP() {
+	if c.role == wire.Client {
+		c.drain(c.cfg.closeTimeout)
+	}
+	c.nc.Close()
+}
+
+// drain reads and discards until the peer closes or d elapses, so the peer
+// gets our last frames instead of a reset.
+func (c *Conn) drain(d time.Duration) {
+	c.nc.SetReadDeadline(time.Now().Add(d))
+	var buf [512]byte
+	for {
+		if _, err := c.br.Read(buf[:]); err != nil {
+			return
+		}
+	}
+}
+
+// fail fails the connection on a protocol violation (section 7.1.7): it sends
+// a close frame with the error's code, wakes every waiter, and closes TCP
+// once the peer has had the chance to read the frame.
+func (c *Conn) fail(err error) {
+	var pe *wire.ProtocolError
+	if !errors.As(err, &pe) {
+		pe = &wire.ProtocolError{Code: wire.CloseInternalError, Reason: err.Error()}
+	}
+	code := StatusCode(pe.Code)
+	c.log.Warn("failing connection", "code", int(code), "error", pe.Reason)
+	reason := pe.Reason
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	c.sendClose(ctx, code, reason)
+	cancel()
+	c.closeMu.Lock()
+	sent := c.sent
+	c.closeMu.Unlock()
+	c.finish(&CloseError{Code: code, Reason: reason, Initiator: "local", Sent: sent, Err: err})
+	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		tc.CloseWrite()
+	}
+	c.drain(c.cfg.closeTimeout)
+	c.nc.Close()
+}
+
+// abort ends the connection at once after sending a close frame on a short
+// deadline, for a peer presumed dead: no waiting for its close frame.
+func (c *Conn) abort(code StatusCode, reason string) {
+	c.finish(&CloseError{Code: code, Reason: reason, Initiator: "local", Sent: &CloseFrame{code, reason}})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	c.sendClose(ctx, code, reason)
+	cancel()
+	c.nc.Close()
+}
+
+// writeFailed ends the connection after a failed write.
+func (c *Conn) writeFailed(err error) {
+	c.finish(&CloseError{Code: StatusAbnormal, Reason: "write failed", Initiator: "local", Err: err})
+	c.nc.Close()
+}
+
+// finish records how the connection ended, wakes everyone waiting on it and
+// logs it, once.
+func (c *Conn) finish(ce *CloseError) {
+	c.finishMu.Do(func() {
+		c.err = ce
+		close(c.done)
+		c.stopKeepalive()
+		c.log.Info("connection closed", "code", int(ce.Code), "reason", ce.Reason,
+			"duration", c.cfg.clock.Now().Sub(c.openedAt), "initiator", ce.Initiator)
+		if ce.Err != nil && !errors.Is(ce.Err, net.ErrClosed) && c.log.Enabled(context.Background(), slog.LevelDebug) {
+			c.log.Debug("connection error", "error", ce.Err)
+		}
+	})
+}

@@ -1,0 +1,230 @@
+package tether
+
+import (
+	"bufio"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/tetherws/tether/internal/wire"
+)
+
+// Conn is a WebSocket connection, client or server.
+//
+// Write, Writer, Ping and Close may be called concurrently with each other
+// and with one reader (Read or Reader). A background goroutine reads frames,
+// answers pings and sends keepalive pings, so control traffic flows even
+// while the application is not reading; it exits when the connection closes.
+type Conn struct {
+	id          string
+	role        wire.Role
+	nc          net.Conn
+	br          *bufio.Reader
+	cfg         config
+	log         *slog.Logger
+	subprotocol string
+	path        string // request path (server) or URL (client)
+	openedAt    time.Time
+
+	// read side: owned by readLoop
+	rules    wire.Reader
+	ctrlIn   [wire.MaxControlPayload]byte
+	msgs     chan message
+	mr       messageReader
+	lastRecv atomic.Int64 // unix nanos of the last frame, for idle keepalive
+
+	// write side
+	msgSem   chan struct{} // held for a whole data message
+	frameSem chan struct{} // held for one frame
+	ctrlOut  [wire.MaxHeaderSize + wire.MaxControlPayload]byte
+	pong     pendingPong
+
+	// pings
+	pingMu sync.Mutex
+	pings  []*pendingPing
+	ka     keepalive
+
+	// closing
+	closeMu   sync.Mutex
+	sent      *CloseFrame
+	rcvd      *CloseFrame
+	closeSent atomic.Bool
+	closing   chan struct{} // closed when the close frame is queued
+	done      chan struct{} // closed by finish
+	err       *CloseError   // set before done is closed
+	finishMu  sync.Once
+	readDone  chan struct{}
+
+	stats connStats
+}
+
+type connStats struct {
+	messagesIn, messagesOut atomic.Int64
+	bytesIn, bytesOut       atomic.Int64
+	pingsSent, pongsRcvd    atomic.Int64
+	timeouts                atomic.Int64
+	lastPingAt, lastPongAt  atomic.Int64 // unix nanos, 0 before the first
+	rtt                     atomic.Int64 // nanoseconds
+}
+
+// newConn wraps an upgraded net.Conn. br holds bytes already read past the
+// handshake; it may be nil.
+func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subprotocol, path string) *Conn {
+	if br == nil {
+		br = bufio.NewReaderSize(nc, 4096)
+	}
+	id := cfg.id
+	if id == "" {
+		id = uuid.Must(uuid.NewV7()).String()
+	}
+	c := &Conn{
+		id:          id,
+		role:        role,
+		nc:          nc,
+		br:          br,
+		cfg:         cfg,
+		subprotocol: subprotocol,
+		path:        path,
+		openedAt:    cfg.clock.Now(),
+		msgs:        make(chan message, cfg.readQueue),
+		msgSem:      make(chan struct{}, 1),
+		frameSem:    make(chan struct{}, 1),
+		done:        make(chan struct{}),
+		closing:     make(chan struct{}),
+		readDone:    make(chan struct{}),
+	}
+	c.rules.Role = role
+	c.mr.c = c
+	c.lastRecv.Store(c.openedAt.UnixNano())
+	c.log = cfg.logger.With("conn", id, "role", role.String(), "remote", addrString(nc.RemoteAddr()))
+	c.logOpen()
+	go c.readLoop()
+	c.startKeepalive()
+	return c
+}
+
+func (c *Conn) logOpen() {
+	where := "path"
+	if c.role == wire.Client {
+		where = "url"
+	}
+	c.log.Info("connection open", where, c.path, "subprotocol", c.subprotocol,
+		"ping_interval", c.pingIntervalOrZero(), "ping_timeout", c.pingTimeoutOrZero())
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+// ID returns the connection ID, the "conn" attribute of its log records.
+func (c *Conn) ID() string { return c.id }
+
+// Role returns "client" or "server".
+func (c *Conn) Role() string { return c.role.String() }
+
+// Subprotocol returns the negotiated subprotocol, or "".
+func (c *Conn) Subprotocol() string { return c.subprotocol }
+
+// RemoteAddr returns the peer's network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// LocalAddr returns the local network address.
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
+// Path returns the request path for a server connection, the URL for a client.
+func (c *Conn) Path() string { return c.path }
+
+// Done is closed when the connection has closed; Err then says how.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns the *CloseError that ended the connection, or nil while it is
+// open.
+func (c *Conn) Err() error {
+	select {
+	case <-c.done:
+		return c.err
+	default:
+		return nil
+	}
+}
+
+// Latency returns the round-trip time of the last answered ping, zero before
+// the first.
+func (c *Conn) Latency() time.Duration { return time.Duration(c.stats.rtt.Load()) }
+
+// Stats is a snapshot of a connection's counters.
+type Stats struct {
+	ID            string
+	Role          string
+	State         string // "open", "closing" or "closed"
+	OpenedAt      time.Time
+	PingInterval  time.Duration // zero when keepalive is off
+	PingTimeout   time.Duration // zero when it never times out
+	MessagesIn    int64
+	MessagesOut   int64
+	BytesIn       int64
+	BytesOut      int64
+	PingsSent     int64
+	PongsReceived int64
+	PingTimeouts  int64
+	LastPingAt    time.Time // zero before the first
+	LastPongAt    time.Time
+	RTT           time.Duration
+}
+
+// Stats returns a snapshot of the connection's counters. It is safe to call
+// at any time, from any goroutine.
+func (c *Conn) Stats() Stats {
+	return Stats{
+		ID:            c.id,
+		Role:          c.role.String(),
+		State:         c.state(),
+		OpenedAt:      c.openedAt,
+		PingInterval:  c.pingIntervalOrZero(),
+		PingTimeout:   c.pingTimeoutOrZero(),
+		MessagesIn:    c.stats.messagesIn.Load(),
+		MessagesOut:   c.stats.messagesOut.Load(),
+		BytesIn:       c.stats.bytesIn.Load(),
+		BytesOut:      c.stats.bytesOut.Load(),
+		PingsSent:     c.stats.pingsSent.Load(),
+		PongsReceived: c.stats.pongsRcvd.Load(),
+		PingTimeouts:  c.stats.timeouts.Load(),
+		LastPingAt:    unixTime(c.stats.lastPingAt.Load()),
+		LastPongAt:    unixTime(c.stats.lastPongAt.Load()),
+		RTT:           c.Latency(),
+	}
+}
+
+func unixTime(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+func (c *Conn) state() string {
+	select {
+	case <-c.done:
+		return "closed"
+	default:
+	}
+	if c.closeSent.Load() {
+		return "closing"
+	}
+	return "open"
+}
+
+func (c *Conn) pingIntervalOrZero() time.Duration { return max(c.cfg.pingInterval, 0) }
+
+func (c *Conn) pingTimeoutOrZero() time.Duration {
+	if c.cfg.pingInterval <= 0 {
+		return 0
+	}
+	return max(c.cfg.pingTimeout, 0)
+}

@@ -1,0 +1,120 @@
+// Package clock is the one door through which time enters Tether: keepalive,
+// timeouts and backoff ask a Clock for the time and for timers, so tests can
+// drive them with a Fake clock instead of sleeping.
+package clock
+
+import (
+	"sort"
+	"sync"
+	"time"
+)
+
+// Clock tells the time and runs functions later.
+type Clock interface {
+	Now() time.Time
+	// AfterFunc calls f in its own goroutine once d has elapsed.
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
+// Timer is a pending AfterFunc call.
+type Timer interface {
+	// Stop prevents the call if it has not run yet and reports whether it did so.
+	Stop() bool
+}
+
+// Real is the wall clock.
+var Real Clock = realClock{}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+func (realClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
+
+// Fake is a manual clock for tests. Timers fire, in order of their due time,
+// only when Advance moves the clock past them; each runs synchronously inside
+// Advance, so a test sees its effects when Advance returns.
+type Fake struct {
+	mu     sync.Mutex
+	now    time.Time
+	seq    int
+	timers []*fakeTimer
+}
+
+// NewFake returns a fake clock set to a fixed, arbitrary instant.
+func NewFake() *Fake {
+	return &Fake{now: time.Date(2025, 6, 7, 5, 31, 37, 0, time.UTC)}
+}
+
+// Now returns the fake time.
+func (f *Fake) Now() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now
+}
+
+// AfterFunc schedules fn at Now()+d.
+func (f *Fake) AfterFunc(d time.Duration, fn func()) Timer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.seq++
+	t := &fakeTimer{clock: f, due: f.now.Add(d), seq: f.seq, fn: fn}
+	f.timers = append(f.timers, t)
+	return t
+}
+
+// Pending returns the number of timers not yet fired or stopped.
+func (f *Fake) Pending() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.timers)
+}
+
+// Advance moves the clock forward by d, firing every timer that falls due, in
+// order, with Now() set to each timer's due time while it runs.
+func (f *Fake) Advance(d time.Duration) {
+	f.mu.Lock()
+	end := f.now.Add(d)
+	for {
+		sort.Slice(f.timers, func(i, j int) bool {
+			a, b := f.timers[i], f.timers[j]
+			if a.due.Equal(b.due) {
+				return a.seq < b.seq
+			}
+			return a.due.Before(b.due)
+		})
+		if len(f.timers) == 0 || f.timers[0].due.After(end) {
+			break
+		}
+		t := f.timers[0]
+		f.timers = f.timers[1:]
+		if t.due.After(f.now) {
+			f.now = t.due
+		}
+		f.mu.Unlock()
+		t.fn()
+		f.mu.Lock()
+	}
+	f.now = end
+	f.mu.Unlock()
+}
+
+type fakeTimer struct {
+	clock *Fake
+	due   time.Time
+	seq   int
+	fn    func()
+}
+
+func (t *fakeTimer) Stop() bool {
+	f := t.clock
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, x := range f.timers {
+		if x == t {
+			f.timers = append(f.timers[:i], f.timers[i+1:]...)
+			return true
+		}
+	}
+	return false
+}

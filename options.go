@@ -1,0 +1,156 @@
+package tether
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/tetherws/tether/internal/clock"
+)
+
+// Defaults for the options below.
+const (
+	DefaultReadLimit        = 1 << 20
+	DefaultCloseTimeout     = 10 * time.Second
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultPingInterval     = 20 * time.Second
+	DefaultPingTimeout      = 20 * time.Second
+	DefaultFragmentSize     = 64 << 10
+	DefaultReadQueue        = 16
+)
+
+// ConnOptions are the settings a connection has in either role. The zero
+// value gives the documented defaults.
+type ConnOptions struct {
+	// ReadLimit is the largest message, in bytes, the connection accepts;
+	// a larger one ends the connection with 1009. Default 1 MiB; negative
+	// means no limit.
+	ReadLimit int64
+	// CloseTimeout bounds the close handshake; after it the TCP connection
+	// is dropped. Default 10 s.
+	CloseTimeout time.Duration
+	// PingInterval is the keepalive period. Default 20 s; negative disables
+	// keepalive.
+	PingInterval time.Duration
+	// PingTimeout is how long to wait for a keepalive pong before failing the
+	// connection with 1011. Default 20 s; negative keeps pinging but never
+	// times out.
+	PingTimeout time.Duration
+	// KeepaliveMode chooses a fixed schedule (default) or pings when idle.
+	KeepaliveMode KeepaliveMode
+	// FragmentSize is the largest frame Write sends; longer messages go out
+	// as fragments so that pings and pongs are not stuck behind them.
+	// Default 64 KiB; negative never fragments.
+	FragmentSize int
+	// ReadQueue is how many received messages may wait for the application
+	// before the connection stops reading. Default 16.
+	ReadQueue int
+	// Logger receives the connection's records; default slog.Default().
+	Logger *slog.Logger
+	// LogFrames adds a debug record for every frame sent and received.
+	LogFrames bool
+	// ID replaces the generated UUIDv7 connection ID, e.g. with a request ID.
+	ID string
+	// Clock replaces the wall clock, for tests.
+	Clock clock.Clock
+}
+
+// AcceptOptions configure Accept.
+type AcceptOptions struct {
+	ConnOptions
+	// Subprotocols the server supports, in no particular order; the first of
+	// the client's offers that is listed here is selected.
+	Subprotocols []string
+	// OriginPatterns lists hosts (path.Match patterns, e.g. "*.example.com")
+	// allowed as Origin besides the request's own host. "*" allows all.
+	OriginPatterns []string
+}
+
+// DialOptions configure Dial.
+type DialOptions struct {
+	ConnOptions
+	// HTTPHeader is sent with the opening handshake.
+	HTTPHeader http.Header
+	// Subprotocols to offer, in order of preference.
+	Subprotocols []string
+	// Origin sets the Origin header.
+	Origin string
+	// TLSConfig is used for wss:// URLs and https proxies.
+	TLSConfig *tls.Config
+	// HandshakeTimeout bounds dialing, proxying and the opening handshake.
+	// Default 10 s.
+	HandshakeTimeout time.Duration
+	// Proxy returns the proxy for a request, as http.Transport's Proxy does;
+	// nil reads HTTPS_PROXY, HTTP_PROXY and NO_PROXY from the environment at
+	// every dial (ws:// uses HTTP_PROXY, wss:// HTTPS_PROXY).
+	Proxy func(*http.Request) (*url.URL, error)
+	// NetDialContext dials TCP; default a net.Dialer.
+	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+type config struct {
+	readLimit    int64
+	closeTimeout time.Duration
+	pingInterval time.Duration
+	pingTimeout  time.Duration
+	mode         KeepaliveMode
+	fragmentSize int
+	readQueue    int
+	logger       *slog.Logger
+	logFrames    bool
+	id           string
+	clock        clock.Clock
+}
+
+func (o *ConnOptions) config() config {
+	if o == nil {
+		o = &ConnOptions{}
+	}
+	c := config{
+		readLimit:    o.ReadLimit,
+		closeTimeout: o.CloseTimeout,
+		pingInterval: o.PingInterval,
+		pingTimeout:  o.PingTimeout,
+		mode:         o.KeepaliveMode,
+		fragmentSize: o.FragmentSize,
+		readQueue:    o.ReadQueue,
+		logger:       o.Logger,
+		logFrames:    o.LogFrames,
+		id:           o.ID,
+		clock:        o.Clock,
+	}
+	if c.readLimit == 0 {
+		c.readLimit = DefaultReadLimit
+	} else if c.readLimit < 0 {
+		c.readLimit = 1<<63 - 1
+	}
+	c.closeTimeout = orDefault(c.closeTimeout, DefaultCloseTimeout)
+	c.pingInterval = orDefault(c.pingInterval, DefaultPingInterval)
+	c.pingTimeout = orDefault(c.pingTimeout, DefaultPingTimeout)
+	if c.fragmentSize == 0 {
+		c.fragmentSize = DefaultFragmentSize
+	} else if c.fragmentSize < 0 {
+		c.fragmentSize = 1<<62 - 1
+	}
+	if c.readQueue <= 0 {
+		c.readQueue = DefaultReadQueue
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	if c.clock == nil {
+		c.clock = clock.Real
+	}
+	return c
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}

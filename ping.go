@@ -1,0 +1,103 @@
+package tether
+
+import (
+	"context"
+	"encoding/binary"
+	"math/rand/v2"
+	"time"
+
+	"github.com/tetherws/tether/internal/wire"
+)
+
+// pendingPing is a ping waiting for its pong.
+type pendingPing struct {
+	payload   [4]byte
+	sent      time.Time
+	done      chan time.Duration // receives the RTT; buffered
+	keepalive bool
+}
+
+// Ping sends a ping and waits for the matching pong; it returns the round-trip
+// time. A pong also settles every earlier ping still waiting (section 5.5.3
+// lets a peer answer only the latest). Cancelling ctx abandons the wait.
+func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
+	p := c.newPing(false)
+	if err := c.writeControl(ctx, wire.OpPing, p.payload[:]); err != nil {
+		c.forgetPing(p)
+		return 0, err
+	}
+	select {
+	case rtt := <-p.done:
+		return rtt, nil
+	case <-c.done:
+		return 0, c.err
+	case <-ctx.Done():
+		c.forgetPing(p)
+		return 0, ctx.Err()
+	}
+}
+
+// newPing registers a ping with a random payload not already pending.
+func (c *Conn) newPing(keepalive bool) *pendingPing {
+	p := &pendingPing{done: make(chan time.Duration, 1), keepalive: keepalive}
+	c.pingMu.Lock()
+	defer c.pingMu.Unlock()
+	for {
+		binary.BigEndian.PutUint32(p.payload[:], rand.Uint32())
+		if c.findPing(p.payload[:]) < 0 {
+			break
+		}
+	}
+	p.sent = c.cfg.clock.Now()
+	c.pings = append(c.pings, p)
+	c.stats.pingsSent.Add(1)
+	c.stats.lastPingAt.Store(p.sent.UnixNano())
+	return p
+}
+
+func (c *Conn) findPing(payload []byte) int {
+	for i, p := range c.pings {
+		if string(p.payload[:]) == string(payload) {
+			return i
+		}
+	}
+	return -1
+}
+
+func (c *Conn) forgetPing(p *pendingPing) {
+	c.pingMu.Lock()
+	defer c.pingMu.Unlock()
+	for i, q := range c.pings {
+		if q == p {
+			c.pings = append(c.pings[:i], c.pings[i+1:]...)
+			return
+		}
+	}
+}
+
+// handlePong settles the ping the pong answers and every earlier one. An
+// unsolicited pong is allowed (section 5.5.3) and ignored.
+func (c *Conn) handlePong(payload []byte) {
+	now := c.cfg.clock.Now()
+	c.pingMu.Lock()
+	i := c.findPing(payload)
+	if i < 0 {
+		c.pingMu.Unlock()
+		c.log.Debug("received unsolicited pong", "payload", hexPayload(payload))
+		return
+	}
+	settled := append([]*pendingPing(nil), c.pings[:i+1]...)
+	c.pings = append(c.pings[:0], c.pings[i+1:]...)
+	c.pingMu.Unlock()
+
+	rtt := now.Sub(settled[i].sent)
+	c.stats.pongsRcvd.Add(1)
+	c.stats.lastPongAt.Store(now.UnixNano())
+	c.stats.rtt.Store(int64(rtt))
+	for _, p := range settled {
+		p.done <- now.Sub(p.sent)
+		if p.keepalive {
+			c.keepaliveAnswered(p, now)
+		}
+	}
+}

@@ -1,0 +1,283 @@
+package tether
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetherws/tether/internal/bufpool"
+	"github.com/tetherws/tether/internal/wire"
+)
+
+// writeBufSize is the buffer a frame is assembled in: small frames leave in
+// one write, masked large ones in chunks of this size.
+const writeBufSize = 16 << 10
+
+var errCloseSent = errors.New("tether: close frame already sent")
+
+// Write sends a whole message. Messages longer than FragmentSize go out as
+// fragments, with any pending control frames between them. It is safe to
+// call concurrently with other writes. A write cut short by ctx leaves a
+// partial frame on the wire, so it fails the connection.
+func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
+	if typ != Text && typ != Binary {
+		return fmt.Errorf("tether: invalid message type %d", typ)
+	}
+	if err := c.acquire(ctx, c.msgSem); err != nil {
+		return err
+	}
+	defer func() { <-c.msgSem }()
+	op := wire.Opcode(typ)
+	for {
+		n := min(len(p), c.cfg.fragmentSize)
+		fin := n == len(p)
+		if err := c.writeData(ctx, fin, op, p[:n]); err != nil {
+			return err
+		}
+		if fin {
+			break
+		}
+		p, op = p[n:], wire.OpContinuation
+	}
+	c.stats.messagesOut.Add(1)
+	return nil
+}
+
+// acquire takes a one-slot semaphore, giving up when ctx is done or the
+// connection closes.
+func (c *Conn) acquire(ctx context.Context, sem chan struct{}) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// writeData writes one data frame under the frame lock.
+func (c *Conn) writeData(ctx context.Context, fin bool, op wire.Opcode, p []byte) error {
+	if err := c.acquire(ctx, c.frameSem); err != nil {
+		return err
+	}
+	defer c.releaseFrame()
+	if c.closeSent.Load() {
+		return errCloseSent
+	}
+	err := c.writeFrame(ctx, wire.Header{Fin: fin, Opcode: op, Length: int64(len(p))}, p)
+	c.stats.bytesOut.Add(int64(len(p)))
+	return err
+}
+
+// writeFrame writes one frame; the caller holds frameSem. A failed write
+// leaves the stream corrupt, so it ends the connection.
+func (c *Conn) writeFrame(ctx context.Context, h wire.Header, p []byte) error {
+	if ctx.Done() != nil {
+		if dl, ok := ctx.Deadline(); ok {
+			c.nc.SetWriteDeadline(dl)
+			defer c.nc.SetWriteDeadline(time.Time{})
+		}
+		stop := context.AfterFunc(ctx, func() { c.nc.SetWriteDeadline(aLongTimeAgo) })
+		defer stop()
+	}
+	if c.role == wire.Client {
+		h.Masked = true
+		k := rand.Uint32() // runtime ChaCha8, seeded by the OS
+		h.Key = [4]byte{byte(k), byte(k >> 8), byte(k >> 16), byte(k >> 24)}
+	}
+	c.logFrame(">", h, p)
+	err := c.writeRaw(h, p)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			err = fmt.Errorf("%w (write interrupted: %w)", ctxErr, err)
+		}
+		c.writeFailed(err)
+	}
+	return err
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+func (c *Conn) writeRaw(h wire.Header, p []byte) error {
+	bp := bufpool.Get(writeBufSize)
+	defer bufpool.Put(bp)
+	buf := (*bp)[:cap(*bp)]
+	n := wire.PutHeader(buf, h)
+	if !h.Masked && len(p) > len(buf)-n {
+		bufs := net.Buffers{buf[:n], p}
+		_, err := bufs.WriteTo(c.nc)
+		return err
+	}
+	pos := 0
+	for {
+		m := copy(buf[n:], p)
+		if h.Masked {
+			pos = wire.Mask(h.Key, pos, buf[n:n+m])
+		}
+		if _, err := c.nc.Write(buf[:n+m]); err != nil {
+			return err
+		}
+		p = p[m:]
+		if len(p) == 0 {
+			return nil
+		}
+		n = 0
+	}
+}
+
+// writeControl writes a control frame, waiting for the frame lock.
+func (c *Conn) writeControl(ctx context.Context, op wire.Opcode, p []byte) error {
+	if err := c.acquire(ctx, c.frameSem); err != nil {
+		return err
+	}
+	defer c.releaseFrame()
+	return c.writeControlLocked(ctx, op, p)
+}
+
+func (c *Conn) writeControlLocked(ctx context.Context, op wire.Opcode, p []byte) error {
+	if c.closeSent.Load() && op != wire.OpClose {
+		return errCloseSent
+	}
+	return c.writeFrame(ctx, wire.Header{Fin: true, Opcode: op, Length: int64(len(p))}, p)
+}
+
+// releaseFrame gives up the frame lock and then sends a pong that arrived
+// while it was held, so pongs never wait for the next writer.
+func (c *Conn) releaseFrame() {
+	<-c.frameSem
+	if c.pong.waiting.Load() {
+		c.flushPong()
+	}
+}
+
+// pendingPong holds the payload of the latest unanswered ping. RFC 6455
+// section 5.5.3 allows answering only the most recent one.
+type pendingPong struct {
+	waiting atomic.Bool
+	mu      sync.Mutex
+	buf     [wire.MaxControlPayload]byte
+	n       int
+}
+
+// queuePong records a ping to answer and sends the pong at once if no frame
+// is being written; otherwise the writer holding the lock sends it when it
+// lets go. The read loop never blocks here on a busy writer.
+func (c *Conn) queuePong(p []byte) {
+	c.pong.mu.Lock()
+	c.pong.n = copy(c.pong.buf[:], p)
+	c.pong.mu.Unlock()
+	c.pong.waiting.Store(true)
+	c.flushPong()
+}
+
+func (c *Conn) flushPong() {
+	for c.pong.waiting.Load() {
+		select {
+		case c.frameSem <- struct{}{}:
+		default:
+			return // the holder sends it on release
+		}
+		if c.pong.waiting.Swap(false) {
+			c.pong.mu.Lock()
+			var p [wire.MaxControlPayload]byte
+			n := copy(p[:], c.pong.buf[:c.pong.n])
+			c.pong.mu.Unlock()
+			c.writeControlLocked(context.Background(), wire.OpPong, p[:n])
+		}
+		<-c.frameSem
+	}
+}
+
+// Writer returns a writer for one message, sent as fragments as the data
+// comes. Close the writer to finish the message; no other message can be
+// written until then, but control frames can go out between fragments.
+func (c *Conn) Writer(ctx context.Context, typ MessageType) (*MessageWriter, error) {
+	if typ != Text && typ != Binary {
+		return nil, fmt.Errorf("tether: invalid message type %d", typ)
+	}
+	if err := c.acquire(ctx, c.msgSem); err != nil {
+		return nil, err
+	}
+	buf := bufpool.Get(min(c.cfg.fragmentSize, writeBufSize))
+	return &MessageWriter{c: c, ctx: ctx, op: wire.Opcode(typ), buf: buf}, nil
+}
+
+// MessageWriter streams one message; see Conn.Writer.
+type MessageWriter struct {
+	c      *Conn
+	ctx    context.Context
+	op     wire.Opcode
+	buf    *[]byte
+	closed bool
+	err    error
+}
+
+// Write buffers p and sends full fragments.
+func (w *MessageWriter) Write(p []byte) (int, error) {
+	if w.closed {
+		return 0, errors.New("tether: write to a closed message writer")
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	n := 0
+	for len(p) > 0 {
+		b := *w.buf
+		if len(b) == 0 && len(p) >= cap(b) {
+			// Big write with nothing buffered: send it as is, no copy.
+			m := min(len(p), w.c.cfg.fragmentSize)
+			if err := w.flush(false, p[:m]); err != nil {
+				return n, err
+			}
+			n, p = n+m, p[m:]
+			continue
+		}
+		m := copy(b[len(b):cap(b)], p)
+		*w.buf = b[:len(b)+m]
+		n, p = n+m, p[m:]
+		if len(*w.buf) == cap(*w.buf) {
+			if err := w.flush(false, *w.buf); err != nil {
+				return n, err
+			}
+			*w.buf = (*w.buf)[:0]
+		}
+	}
+	return n, nil
+}
+
+func (w *MessageWriter) flush(fin bool, p []byte) error {
+	w.err = w.c.writeData(w.ctx, fin, w.op, p)
+	w.op = wire.OpContinuation
+	return w.err
+}
+
+// Close sends the final fragment and releases the connection for the next
+// message.
+func (w *MessageWriter) Close() error {
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	err := w.err
+	if err == nil {
+		err = w.flush(true, *w.buf)
+	}
+	bufpool.Put(w.buf)
+	w.buf = nil
+	if err == nil {
+		w.c.stats.messagesOut.Add(1)
+	}
+	<-w.c.msgSem
+	return err
+}
