@@ -180,15 +180,17 @@ func grow(b *[]byte, n int) *[]byte {
 func (c *Conn) deliver(m message) bool {
 	c.stats.messagesIn.Add(1)
 	c.stats.bytesIn.Add(int64(len(*m.buf)))
-	if c.closeSent.Load() {
-		bufpool.Put(m.buf) // closing: nobody will read it
-		return true
-	}
 	select {
 	case c.msgs <- m:
 		return true
 	case <-c.closing:
-		bufpool.Put(m.buf)
+		// Closing: keep the message if there is room (Read still returns
+		// it), but never let a full queue hold up the close handshake.
+		select {
+		case c.msgs <- m:
+		default:
+			bufpool.Put(m.buf)
+		}
 		return true
 	case <-c.done:
 		bufpool.Put(m.buf)
