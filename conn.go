@@ -39,7 +39,6 @@ type Conn struct {
 	// write side
 	msgSem   chan struct{} // held for a whole data message
 	frameSem chan struct{} // held for one frame
-	ctrlOut  [wire.MaxHeaderSize + wire.MaxControlPayload]byte
 	pong     pendingPong
 
 	// pings

@@ -1,0 +1,50 @@
+# Tether's build. `make test` is what CI runs (.ci/run): it installs the
+# interop peers when they are missing, then lints and runs every test.
+
+GO          ?= go
+FUZZTIME    ?= 30s
+STATICCHECK_VERSION := v0.8.2
+BIN         := $(CURDIR)/bin
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+NODE_PEERS  := interop/peers/node
+
+.PHONY: test deps lint fuzz bench tether clean
+
+test: deps lint
+	$(GO) test -race -count=1 -timeout 15m ./...
+	TETHER_CONFORMANCE_SUMMARY=1 $(GO) test -count=1 -run 'TestConformance' ./conformance/ | grep -E '^(case|server|client|total|  )' || true
+
+# deps installs the real peers the interop tests talk to, only when missing.
+deps: $(NODE_PEERS)/node_modules/.package-lock.json
+	@/usr/bin/python3 -c 'import websockets' 2>/dev/null || { \
+		echo "installing python3-websockets"; \
+		$(SUDO) apt-get install -y -q python3-websockets || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q python3-websockets; }; }
+
+$(NODE_PEERS)/node_modules/.package-lock.json: $(NODE_PEERS)/package-lock.json
+	cd $(NODE_PEERS) && npm ci --no-audit --no-fund
+
+$(BIN)/staticcheck:
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+lint: $(BIN)/staticcheck
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(BIN)/staticcheck ./...
+
+# fuzz runs every fuzz target for FUZZTIME each.
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$t"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+tether:
+	$(GO) build -o $(BIN)/tether ./cmd/tether
+
+clean:
+	rm -rf $(BIN)
