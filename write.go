@@ -20,6 +20,17 @@ const writeBufSize = 16 << 10
 
 var errCloseSent = errors.New("tether: close frame already sent")
 
+// closedErr is the error for a write after the close frame went out: the
+// *CloseError once the connection is done, errCloseSent while it closes.
+func (c *Conn) closedErr() error {
+	select {
+	case <-c.done:
+		return c.err
+	default:
+		return errCloseSent
+	}
+}
+
 // Write sends a whole message. Messages longer than FragmentSize go out as
 // fragments, with any pending control frames between them. It is safe to
 // call concurrently with other writes. A write cut short by ctx leaves a
@@ -73,7 +84,7 @@ func (c *Conn) writeData(ctx context.Context, fin bool, op wire.Opcode, p []byte
 	}
 	defer c.releaseFrame()
 	if c.closeSent.Load() {
-		return errCloseSent
+		return c.closedErr()
 	}
 	err := c.writeFrame(ctx, wire.Header{Fin: fin, Opcode: op, Length: int64(len(p))}, p)
 	c.stats.bytesOut.Add(int64(len(p)))
@@ -147,7 +158,7 @@ func (c *Conn) writeControl(ctx context.Context, op wire.Opcode, p []byte) error
 
 func (c *Conn) writeControlLocked(ctx context.Context, op wire.Opcode, p []byte) error {
 	if c.closeSent.Load() && op != wire.OpClose {
-		return errCloseSent
+		return c.closedErr()
 	}
 	return c.writeFrame(ctx, wire.Header{Fin: true, Opcode: op, Length: int64(len(p))}, p)
 }
