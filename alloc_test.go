@@ -1,0 +1,112 @@
+package tether
+
+import (
+	"context"
+	"io"
+	"net"
+	"testing"
+
+	"github.com/tetherws/tether/internal/wire"
+)
+
+// tcpPair returns a client and a server connection over loopback TCP.
+func tcpPair(tb testing.TB) (*Conn, *Conn) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		nc, _ := ln.Accept()
+		accepted <- nc
+	}()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b := <-accepted
+	opts := ConnOptions{PingInterval: -1}
+	cc := newConn(a, nil, wire.Client, opts.config(), "", "ws://loopback")
+	sc := newConn(b, nil, wire.Server, opts.config(), "", "/")
+	tb.Cleanup(func() {
+		cc.CloseNow()
+		sc.CloseNow()
+	})
+	return cc, sc
+}
+
+// streamTrip writes msg from w and reads it at r through the streaming
+// reader, the zero-copy path.
+func streamTrip(tb testing.TB, w, r *Conn, msg, buf []byte) {
+	ctx := context.Background()
+	if err := w.Write(ctx, Binary, msg); err != nil {
+		tb.Fatal(err)
+	}
+	_, rd, err := r.Reader(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := io.ReadFull(rd, buf[:len(msg)]); err != nil {
+		tb.Fatal(err)
+	}
+	if n, _ := rd.Read(buf); n != 0 {
+		tb.Fatal("message longer than sent")
+	}
+}
+
+// TestSteadyStateAllocs shows that writing and stream-reading messages that
+// fit the buffers allocates nothing per message, in both roles.
+func TestSteadyStateAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own")
+	}
+	cc, sc := tcpPair(t)
+	msg := make([]byte, 1024)
+	buf := make([]byte, 2048)
+	for _, dir := range []struct {
+		name string
+		w, r *Conn
+	}{{"client to server", cc, sc}, {"server to client", sc, cc}} {
+		streamTrip(t, dir.w, dir.r, msg, buf) // warm the pools
+		allocs := testing.AllocsPerRun(200, func() { streamTrip(t, dir.w, dir.r, msg, buf) })
+		if allocs > 0 {
+			t.Errorf("%s: %.1f allocations per 1 KiB message, want 0", dir.name, allocs)
+		}
+	}
+}
+
+func BenchmarkEcho(b *testing.B) {
+	for _, size := range []int{16, 1024, 16 << 10} {
+		b.Run(byteSize(size), func(b *testing.B) {
+			cc, sc := tcpPair(b)
+			msg := make([]byte, size)
+			buf := make([]byte, size)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				streamTrip(b, cc, sc, msg, buf)
+			}
+		})
+	}
+}
+
+func byteSize(n int) string {
+	switch {
+	case n >= 1<<10:
+		return itoa(n>>10) + "KiB"
+	}
+	return itoa(n) + "B"
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
