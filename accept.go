@@ -32,7 +32,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	}
 	if err := checkOrigin(r, opts.OriginPatterns); err != nil {
 		http.Error(w, err.Error(), http.StatusForbidden)
-		return nil, err
+		return nil, &HandshakeError{StatusCode: http.StatusForbidden, Reason: err.Error()}
 	}
 	subprotocol := wire.SelectSubprotocol(wire.Tokens(r.Header, "Sec-WebSocket-Protocol"), opts.Subprotocols)
 
