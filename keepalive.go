@@ -2,6 +2,7 @@ package tether
 
 import (
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -11,11 +12,12 @@ import (
 )
 
 // keepalive is the per-connection keepalive state. It costs one runtime timer,
-// not a goroutine: the clock runs each step when it falls due.
+// re-armed for each step, not a goroutine.
 type keepalive struct {
 	mu      sync.Mutex
 	timer   clock.Timer
-	waiting *pendingPing // the keepalive ping awaiting its pong
+	due     time.Time    // when the timer is meant to fire; earlier fires are stale
+	waiting *pendingPing // the keepalive ping awaiting its pong, if it can time out
 	stopped bool
 }
 
@@ -30,9 +32,8 @@ func (c *Conn) startKeepalive() {
 	// Spread the first pings so connections opened together do not ping in
 	// lockstep: the first comes 80-100% of an interval after opening.
 	iv := c.cfg.pingInterval
-	first := iv - time.Duration(rand.Int64N(int64(iv)/5+1))
 	c.ka.mu.Lock()
-	c.ka.timer = c.cfg.clock.AfterFunc(first, c.keepaliveDue)
+	c.arm(iv - time.Duration(rand.Int64N(int64(iv)/5+1)))
 	c.ka.mu.Unlock()
 }
 
@@ -45,82 +46,85 @@ func (c *Conn) stopKeepalive() {
 	}
 }
 
-// schedule arms the keepalive timer; the caller holds c.ka.mu.
-func (c *Conn) schedule(d time.Duration, f func()) {
+// arm sets the keepalive timer to fire d from now; the caller holds c.ka.mu.
+func (c *Conn) arm(d time.Duration) {
 	if c.ka.stopped {
 		return
 	}
-	if c.ka.timer != nil {
-		c.ka.timer.Stop()
+	d = max(d, 0)
+	c.ka.due = c.cfg.clock.Now().Add(d)
+	if c.ka.timer == nil {
+		c.ka.timer = c.cfg.clock.AfterFunc(d, c.keepaliveFire)
+	} else {
+		c.ka.timer.Reset(d)
 	}
-	c.ka.timer = c.cfg.clock.AfterFunc(max(d, 0), f)
 }
 
-// keepaliveDue sends the next keepalive ping, unless in idle mode a frame
-// arrived within the last interval.
-func (c *Conn) keepaliveDue() {
+// keepaliveFire runs when the timer falls due: the ping timeout expired if a
+// keepalive ping is waiting, otherwise the next ping is due.
+func (c *Conn) keepaliveFire() {
 	iv := c.cfg.pingInterval
 	c.ka.mu.Lock()
-	if c.ka.stopped {
-		c.ka.mu.Unlock()
+	now := c.cfg.clock.Now()
+	if c.ka.stopped || now.Before(c.ka.due) {
+		c.ka.mu.Unlock() // stopped, or a stale fire of a timer re-armed since
 		return
 	}
-	now := c.cfg.clock.Now()
+	if c.ka.waiting != nil {
+		c.ka.waiting = nil
+		c.ka.stopped = true
+		c.ka.mu.Unlock()
+		c.keepaliveExpired()
+		return
+	}
 	if c.cfg.mode == KeepaliveIdle {
 		if idle := now.Sub(time.Unix(0, c.lastRecv.Load())); idle < iv {
-			c.schedule(iv-idle, c.keepaliveDue)
+			c.arm(iv - idle)
 			c.ka.mu.Unlock()
 			return
 		}
 	}
 	p := c.newPing(true)
-	c.ka.waiting = p
 	if c.cfg.pingTimeout > 0 {
-		c.schedule(c.cfg.pingTimeout, func() { c.keepaliveExpired(p) })
+		c.ka.waiting = p
+		c.arm(c.cfg.pingTimeout)
 	} else {
-		c.schedule(iv, c.keepaliveDue) // keep pinging, never time out
+		c.arm(iv) // keep pinging, never time out
 	}
 	c.ka.mu.Unlock()
 
-	c.log.Debug("sent keepalive ping", "interval", iv)
-	ctx, cancel := context.WithTimeout(context.Background(), max(c.cfg.pingTimeout, iv))
-	defer cancel()
-	c.writeControl(ctx, wire.OpPing, p.payload[:])
+	if c.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.log.Debug("sent keepalive ping", "interval", iv)
+	}
+	// No deadline here: if the write blocks on a dead peer, the ping timeout
+	// fails the connection and closing it unblocks the write.
+	c.writeControl(context.Background(), wire.OpPing, p.payload[:])
 }
 
 // keepaliveAnswered is called when keepalive ping p got its pong (or a later
-// pong settled it): the next ping is due one interval after p was sent, so
-// the schedule does not drift by the round-trip time.
+// pong settled it). In fixed mode the next ping is due one interval after p
+// was sent, so the schedule does not drift by the round-trip time.
 func (c *Conn) keepaliveAnswered(p *pendingPing, now time.Time) {
-	rtt := now.Sub(p.sent)
-	c.log.Debug("received keepalive pong", "rtt", rtt)
+	if c.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.log.Debug("received keepalive pong", "rtt", now.Sub(p.sent))
+	}
 	c.ka.mu.Lock()
 	defer c.ka.mu.Unlock()
 	if c.ka.waiting != p {
-		return
+		return // timeouts off: the next ping is already scheduled
 	}
 	c.ka.waiting = nil
-	if c.cfg.pingTimeout <= 0 {
-		return // the next ping is already scheduled
-	}
 	next := p.sent.Add(c.cfg.pingInterval)
 	if c.cfg.mode == KeepaliveIdle {
 		next = now.Add(c.cfg.pingInterval)
 	}
-	c.schedule(next.Sub(now), c.keepaliveDue)
+	c.arm(next.Sub(now))
 }
 
-// keepaliveExpired fails the connection if p is still unanswered: the peer is
-// presumed dead, so the close frame goes out on a short deadline and TCP is
-// dropped without waiting for an answer.
-func (c *Conn) keepaliveExpired(p *pendingPing) {
-	c.ka.mu.Lock()
-	if c.ka.stopped || c.ka.waiting != p {
-		c.ka.mu.Unlock()
-		return
-	}
-	c.ka.waiting = nil
-	c.ka.mu.Unlock()
+// keepaliveExpired fails the connection: the peer is presumed dead, so the
+// close frame goes out on a short deadline and TCP is dropped without
+// waiting for an answer.
+func (c *Conn) keepaliveExpired() {
 	c.stats.timeouts.Add(1)
 	c.log.Warn("timed out waiting for keepalive pong", "timeout", c.cfg.pingTimeout)
 	c.abort(StatusInternalError, KeepaliveTimeoutReason)

@@ -3,6 +3,7 @@ package tether
 import (
 	"context"
 	"encoding/binary"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 
@@ -39,7 +40,10 @@ func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
 
 // newPing registers a ping with a random payload not already pending.
 func (c *Conn) newPing(keepalive bool) *pendingPing {
-	p := &pendingPing{done: make(chan time.Duration, 1), keepalive: keepalive}
+	p := &pendingPing{keepalive: keepalive}
+	if !keepalive {
+		p.done = make(chan time.Duration, 1)
+	}
 	c.pingMu.Lock()
 	defer c.pingMu.Unlock()
 	for {
@@ -83,10 +87,13 @@ func (c *Conn) handlePong(payload []byte) {
 	i := c.findPing(payload)
 	if i < 0 {
 		c.pingMu.Unlock()
-		c.log.Debug("received unsolicited pong", "payload", hexPayload(payload))
+		if c.log.Enabled(context.Background(), slog.LevelDebug) {
+			c.log.Debug("received unsolicited pong", "payload", hexPayload(payload))
+		}
 		return
 	}
-	settled := append([]*pendingPing(nil), c.pings[:i+1]...)
+	var buf [4]*pendingPing
+	settled := append(buf[:0], c.pings[:i+1]...)
 	c.pings = append(c.pings[:0], c.pings[i+1:]...)
 	c.pingMu.Unlock()
 
@@ -95,7 +102,9 @@ func (c *Conn) handlePong(payload []byte) {
 	c.stats.lastPongAt.Store(now.UnixNano())
 	c.stats.rtt.Store(int64(rtt))
 	for _, p := range settled {
-		p.done <- now.Sub(p.sent)
+		if p.done != nil {
+			p.done <- now.Sub(p.sent)
+		}
 		if p.keepalive {
 			c.keepaliveAnswered(p, now)
 		}

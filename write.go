@@ -20,6 +20,15 @@ const writeBufSize = 16 << 10
 
 var errCloseSent = errors.New("tether: close frame already sent")
 
+func (c *Conn) isDone() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // closedErr is the error for a write after the close frame went out: the
 // *CloseError once the connection is done, errCloseSent while it closes.
 func (c *Conn) closedErr() error {
@@ -63,6 +72,8 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 // connection closes.
 func (c *Conn) acquire(ctx context.Context, sem chan struct{}) error {
 	select {
+	case <-c.done:
+		return c.err
 	case sem <- struct{}{}:
 		return nil
 	default:
@@ -83,7 +94,7 @@ func (c *Conn) writeData(ctx context.Context, fin bool, op wire.Opcode, p []byte
 		return err
 	}
 	defer c.releaseFrame()
-	if c.closeSent.Load() {
+	if c.closeSent.Load() || c.isDone() {
 		return c.closedErr()
 	}
 	err := c.writeFrame(ctx, wire.Header{Fin: fin, Opcode: op, Length: int64(len(p))}, p)
@@ -114,8 +125,9 @@ func (c *Conn) writeFrame(ctx context.Context, h wire.Header, p []byte) error {
 			err = fmt.Errorf("%w (write interrupted: %w)", ctxErr, err)
 		}
 		c.writeFailed(err)
+		return c.err
 	}
-	return err
+	return nil
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
@@ -157,7 +169,7 @@ func (c *Conn) writeControl(ctx context.Context, op wire.Opcode, p []byte) error
 }
 
 func (c *Conn) writeControlLocked(ctx context.Context, op wire.Opcode, p []byte) error {
-	if c.closeSent.Load() && op != wire.OpClose {
+	if op != wire.OpClose && (c.closeSent.Load() || c.isDone()) {
 		return c.closedErr()
 	}
 	return c.writeFrame(ctx, wire.Header{Fin: true, Opcode: op, Length: int64(len(p))}, p)
@@ -220,8 +232,8 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (*MessageWriter, err
 	if err := c.acquire(ctx, c.msgSem); err != nil {
 		return nil, err
 	}
-	buf := bufpool.Get(min(c.cfg.fragmentSize, writeBufSize))
-	return &MessageWriter{c: c, ctx: ctx, op: wire.Opcode(typ), buf: buf}, nil
+	limit := min(c.cfg.fragmentSize, writeBufSize)
+	return &MessageWriter{c: c, ctx: ctx, op: wire.Opcode(typ), buf: bufpool.Get(limit), limit: limit}, nil
 }
 
 // MessageWriter streams one message; see Conn.Writer.
@@ -230,6 +242,7 @@ type MessageWriter struct {
 	ctx    context.Context
 	op     wire.Opcode
 	buf    *[]byte
+	limit  int // fragment size: the buffer is flushed when it holds this much
 	closed bool
 	err    error
 }
@@ -245,7 +258,7 @@ func (w *MessageWriter) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
 		b := *w.buf
-		if len(b) == 0 && len(p) >= cap(b) {
+		if len(b) == 0 && len(p) >= w.limit {
 			// Big write with nothing buffered: send it as is, no copy.
 			m := min(len(p), w.c.cfg.fragmentSize)
 			if err := w.flush(false, p[:m]); err != nil {
@@ -254,10 +267,10 @@ func (w *MessageWriter) Write(p []byte) (int, error) {
 			n, p = n+m, p[m:]
 			continue
 		}
-		m := copy(b[len(b):cap(b)], p)
+		m := copy(b[len(b):w.limit], p)
 		*w.buf = b[:len(b)+m]
 		n, p = n+m, p[m:]
-		if len(*w.buf) == cap(*w.buf) {
+		if len(*w.buf) == w.limit {
 			if err := w.flush(false, *w.buf); err != nil {
 				return n, err
 			}

@@ -20,6 +20,8 @@ type Clock interface {
 type Timer interface {
 	// Stop prevents the call if it has not run yet and reports whether it did so.
 	Stop() bool
+	// Reset schedules the call again, d from now, whether or not it ran.
+	Reset(d time.Duration) bool
 }
 
 // Real is the wall clock.
@@ -110,6 +112,22 @@ func (t *fakeTimer) Stop() bool {
 	f := t.clock
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.remove(t)
+}
+
+func (t *fakeTimer) Reset(d time.Duration) bool {
+	f := t.clock
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	active := f.remove(t)
+	f.seq++
+	t.due, t.seq = f.now.Add(d), f.seq
+	f.timers = append(f.timers, t)
+	return active
+}
+
+// remove takes t off the pending list; the caller holds f.mu.
+func (f *Fake) remove(t *fakeTimer) bool {
 	for i, x := range f.timers {
 		if x == t {
 			f.timers = append(f.timers[:i], f.timers[i+1:]...)
