@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/tetherws/tether/internal/wire"
 )
@@ -132,7 +133,7 @@ func redact(u *url.URL) string { return u.Redacted() }
 func handshake(ctx context.Context, u *url.URL, header http.Header, opts *DialOptions) (net.Conn, *bufio.Reader, *http.Response, error) {
 	nc, err := dialTransport(ctx, u, opts)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, ctxErr(ctx, err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(dl)
@@ -177,6 +178,11 @@ func handshake(ctx context.Context, u *url.URL, header http.Header, opts *DialOp
 func ctxErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("%w: %w", ctx.Err(), err)
+	}
+	// The connection's deadline is the context's, and it can expire a moment
+	// before the context's own timer marks the context done.
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
 	}
 	return err
 }
