@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/tetherws/tether/internal/wire"
 )
@@ -49,6 +50,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		return nil, err
 	}
 
+	nc.SetDeadline(time.Time{}) // the HTTP server's deadlines do not apply to the WebSocket
 	var b strings.Builder
 	b.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n")
 	b.WriteString("Sec-WebSocket-Accept: " + wire.AcceptKey(key) + "\r\n")

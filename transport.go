@@ -89,7 +89,9 @@ func dialProxy(ctx context.Context, dial func(context.Context, string, string) (
 		return nil, fmt.Errorf("proxy %s: %w", proxy.Redacted(), err)
 	}
 	if proxy.Scheme == "https" {
-		tc := tls.Client(nc, tlsConfig(tlsBase, proxy.Hostname()))
+		cfg := tlsConfig(tlsBase, proxy.Hostname())
+		cfg.ServerName = proxy.Hostname() // the target's ServerName is not the proxy's
+		tc := tls.Client(nc, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("proxy %s: tls: %w", proxy.Redacted(), err)

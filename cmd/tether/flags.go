@@ -19,6 +19,7 @@ type connFlags struct {
 	maxSize      int64
 	logLevel     string
 	logFormat    string
+	logFrames    bool
 }
 
 func (f *connFlags) register(cmd *cobra.Command) {
@@ -29,6 +30,7 @@ func (f *connFlags) register(cmd *cobra.Command) {
 	fl.Int64Var(&f.maxSize, "max-size", tether.DefaultReadLimit, "largest message accepted, in bytes")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fl.BoolVar(&f.logFrames, "log-frames", false, "log every frame sent and received (at debug level)")
 }
 
 // options turns the flags into connection options. On the command line 0
@@ -39,6 +41,7 @@ func (f *connFlags) options(logger *slog.Logger) (tether.ConnOptions, error) {
 		PingTimeout:  f.pingTimeout,
 		ReadLimit:    f.maxSize,
 		Logger:       logger,
+		LogFrames:    f.logFrames,
 	}
 	if o.PingInterval <= 0 {
 		o.PingInterval = -1
