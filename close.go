@@ -62,7 +62,7 @@ func (c *Conn) CloseNow() error {
 
 // sendClose writes a close frame unless one was sent already; first reports
 // whether this call sent it.
-func (c *Conn) sendClose(ctx context.Context, code StatusCode, reason string) (first bool, err error) {
+func (c *conn) sendClose(ctx context.Context, code StatusCode, reason string) (first bool, err error) {
 	reason = wire.TruncateReason(reason)
 	c.closeMu.Lock()
 	if c.sent != nil {
@@ -84,7 +84,7 @@ func (c *Conn) sendClose(ctx context.Context, code StatusCode, reason string) (f
 
 // acquireAlways takes a semaphore even after the connection has finished, for
 // the close frame that says why.
-func (c *Conn) acquireAlways(ctx context.Context, sem chan struct{}) error {
+func (c *conn) acquireAlways(ctx context.Context, sem chan struct{}) error {
 	select {
 	case sem <- struct{}{}:
 		return nil
@@ -94,7 +94,7 @@ func (c *Conn) acquireAlways(ctx context.Context, sem chan struct{}) error {
 }
 
 // handleClose answers the peer's close frame and ends the connection.
-func (c *Conn) handleClose(p []byte) {
+func (c *conn) handleClose(p []byte) {
 	code, reason, err := wire.ParseClose(p)
 	if err != nil {
 		c.fail(err)
@@ -122,7 +122,7 @@ func (c *Conn) handleClose(p []byte) {
 
 // closeTCP ends the TCP connection after the closing handshake. The server
 // closes first (section 7.1.1); a client waits up to CloseTimeout for it.
-func (c *Conn) closeTCP() {
+func (c *conn) closeTCP() {
 	if c.role == wire.Client {
 		c.drain(c.cfg.closeTimeout)
 	}
@@ -131,7 +131,7 @@ func (c *Conn) closeTCP() {
 
 // drain reads and discards until the peer closes or d elapses, so the peer
 // gets our last frames instead of a reset.
-func (c *Conn) drain(d time.Duration) {
+func (c *conn) drain(d time.Duration) {
 	c.nc.SetReadDeadline(time.Now().Add(d))
 	var buf [512]byte
 	for {
@@ -144,7 +144,7 @@ func (c *Conn) drain(d time.Duration) {
 // fail fails the connection on a protocol violation (section 7.1.7): it sends
 // a close frame with the error's code, wakes every waiter, and closes TCP
 // once the peer has had the chance to read the frame.
-func (c *Conn) fail(err error) {
+func (c *conn) fail(err error) {
 	var pe *wire.ProtocolError
 	if !errors.As(err, &pe) {
 		pe = &wire.ProtocolError{Code: wire.CloseInternalError, Reason: err.Error()}
@@ -168,7 +168,7 @@ func (c *Conn) fail(err error) {
 
 // abort ends the connection at once after sending a close frame on a short
 // deadline, for a peer presumed dead: no waiting for its close frame.
-func (c *Conn) abort(code StatusCode, reason string) {
+func (c *conn) abort(code StatusCode, reason string) {
 	c.finish(&CloseError{Code: code, Reason: reason, Initiator: "local", Sent: &CloseFrame{code, reason}})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
@@ -178,14 +178,14 @@ func (c *Conn) abort(code StatusCode, reason string) {
 }
 
 // writeFailed ends the connection after a failed write.
-func (c *Conn) writeFailed(err error) {
+func (c *conn) writeFailed(err error) {
 	c.finish(&CloseError{Code: StatusAbnormal, Reason: "write failed", Initiator: "local", Err: err})
 	c.nc.Close()
 }
 
 // finish records how the connection ended, wakes everyone waiting on it and
 // logs it, once.
-func (c *Conn) finish(ce *CloseError) {
+func (c *conn) finish(ce *CloseError) {
 	c.finishMu.Do(func() {
 		c.err = ce
 		close(c.done)

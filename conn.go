@@ -19,6 +19,13 @@ import (
 // answers pings and sends keepalive pings, so control traffic flows even
 // while the application is not reading; it exits when the connection closes.
 type Conn struct {
+	*conn
+}
+
+// conn is the connection's state. Its goroutine and timers hold only this
+// inner value, never the *Conn the application holds, so a Conn dropped
+// without Close becomes unreachable and its leak can be detected.
+type conn struct {
 	id          string
 	role        wire.Role
 	nc          net.Conn
@@ -79,7 +86,7 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 	if id == "" {
 		id = uuid.Must(uuid.NewV7()).String()
 	}
-	c := &Conn{
+	c := &conn{
 		id:          id,
 		role:        role,
 		nc:          nc,
@@ -102,10 +109,10 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 	c.logOpen()
 	go c.readLoop()
 	c.startKeepalive()
-	return c
+	return &Conn{conn: c}
 }
 
-func (c *Conn) logOpen() {
+func (c *conn) logOpen() {
 	where := "path"
 	if c.role == wire.Client {
 		where = "url"
@@ -207,7 +214,7 @@ func unixTime(n int64) time.Time {
 	return time.Unix(0, n)
 }
 
-func (c *Conn) state() string {
+func (c *conn) state() string {
 	select {
 	case <-c.done:
 		return "closed"
@@ -219,9 +226,9 @@ func (c *Conn) state() string {
 	return "open"
 }
 
-func (c *Conn) pingIntervalOrZero() time.Duration { return max(c.cfg.pingInterval, 0) }
+func (c *conn) pingIntervalOrZero() time.Duration { return max(c.cfg.pingInterval, 0) }
 
-func (c *Conn) pingTimeoutOrZero() time.Duration {
+func (c *conn) pingTimeoutOrZero() time.Duration {
 	if c.cfg.pingInterval <= 0 {
 		return 0
 	}

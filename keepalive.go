@@ -25,7 +25,7 @@ type keepalive struct {
 // not answer a keepalive ping in time.
 const KeepaliveTimeoutReason = "keepalive ping timeout"
 
-func (c *Conn) startKeepalive() {
+func (c *conn) startKeepalive() {
 	if c.cfg.pingInterval <= 0 {
 		return
 	}
@@ -37,7 +37,7 @@ func (c *Conn) startKeepalive() {
 	c.ka.mu.Unlock()
 }
 
-func (c *Conn) stopKeepalive() {
+func (c *conn) stopKeepalive() {
 	c.ka.mu.Lock()
 	defer c.ka.mu.Unlock()
 	c.ka.stopped = true
@@ -47,7 +47,7 @@ func (c *Conn) stopKeepalive() {
 }
 
 // arm sets the keepalive timer to fire d from now; the caller holds c.ka.mu.
-func (c *Conn) arm(d time.Duration) {
+func (c *conn) arm(d time.Duration) {
 	if c.ka.stopped {
 		return
 	}
@@ -62,7 +62,7 @@ func (c *Conn) arm(d time.Duration) {
 
 // keepaliveFire runs when the timer falls due: the ping timeout expired if a
 // keepalive ping is waiting, otherwise the next ping is due.
-func (c *Conn) keepaliveFire() {
+func (c *conn) keepaliveFire() {
 	iv := c.cfg.pingInterval
 	c.ka.mu.Lock()
 	now := c.cfg.clock.Now()
@@ -104,7 +104,7 @@ func (c *Conn) keepaliveFire() {
 // keepaliveAnswered is called when keepalive ping p got its pong (or a later
 // pong settled it). In fixed mode the next ping is due one interval after p
 // was sent, so the schedule does not drift by the round-trip time.
-func (c *Conn) keepaliveAnswered(p *pendingPing, now time.Time) {
+func (c *conn) keepaliveAnswered(p *pendingPing, now time.Time) {
 	if c.log.Enabled(context.Background(), slog.LevelDebug) {
 		c.log.Debug("received keepalive pong", "rtt", now.Sub(p.sent))
 	}
@@ -124,7 +124,7 @@ func (c *Conn) keepaliveAnswered(p *pendingPing, now time.Time) {
 // keepaliveExpired fails the connection: the peer is presumed dead, so the
 // close frame goes out on a short deadline and TCP is dropped without
 // waiting for an answer.
-func (c *Conn) keepaliveExpired() {
+func (c *conn) keepaliveExpired() {
 	c.stats.timeouts.Add(1)
 	c.log.Warn("timed out waiting for keepalive pong", "timeout", c.cfg.pingTimeout)
 	c.abort(StatusInternalError, KeepaliveTimeoutReason)

@@ -17,7 +17,7 @@ const logFramePayloadMax = 32
 // logFrame writes a debug record for a frame when LogFrames is on, readable as
 // python-websockets prints frames: "> PING 29 0b 1d 85 [binary, 4 bytes]".
 // dir is ">" for sent and "<" for received.
-func (c *Conn) logFrame(dir string, h wire.Header, p []byte) {
+func (c *conn) logFrame(dir string, h wire.Header, p []byte) {
 	if !c.cfg.logFrames || !c.log.Enabled(context.Background(), slog.LevelDebug) {
 		return
 	}

@@ -39,7 +39,7 @@ func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
 }
 
 // newPing registers a ping with a random payload not already pending.
-func (c *Conn) newPing(keepalive bool) *pendingPing {
+func (c *conn) newPing(keepalive bool) *pendingPing {
 	p := &pendingPing{keepalive: keepalive}
 	if !keepalive {
 		p.done = make(chan time.Duration, 1)
@@ -59,7 +59,7 @@ func (c *Conn) newPing(keepalive bool) *pendingPing {
 	return p
 }
 
-func (c *Conn) findPing(payload []byte) int {
+func (c *conn) findPing(payload []byte) int {
 	for i, p := range c.pings {
 		if string(p.payload[:]) == string(payload) {
 			return i
@@ -68,7 +68,7 @@ func (c *Conn) findPing(payload []byte) int {
 	return -1
 }
 
-func (c *Conn) forgetPing(p *pendingPing) {
+func (c *conn) forgetPing(p *pendingPing) {
 	c.pingMu.Lock()
 	defer c.pingMu.Unlock()
 	for i, q := range c.pings {
@@ -81,7 +81,7 @@ func (c *Conn) forgetPing(p *pendingPing) {
 
 // handlePong settles the ping the pong answers and every earlier one. An
 // unsolicited pong is allowed (section 5.5.3) and ignored.
-func (c *Conn) handlePong(payload []byte) {
+func (c *conn) handlePong(payload []byte) {
 	now := c.cfg.clock.Now()
 	c.pingMu.Lock()
 	i := c.findPing(payload)

@@ -40,7 +40,7 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 	return m.typ, &c.mr, nil
 }
 
-func (c *Conn) nextMessage(ctx context.Context) (message, error) {
+func (c *conn) nextMessage(ctx context.Context) (message, error) {
 	select {
 	case m := <-c.msgs:
 		return m, nil
@@ -63,7 +63,7 @@ func (c *Conn) nextMessage(ctx context.Context) (message, error) {
 
 // messageReader streams one received message.
 type messageReader struct {
-	c   *Conn
+	c   *conn
 	buf *[]byte
 	off int
 }
@@ -90,7 +90,7 @@ func (r *messageReader) release() {
 
 // readLoop reads frames until the connection ends: it delivers data messages
 // to the queue, answers pings, settles pongs and runs the closing handshake.
-func (c *Conn) readLoop() {
+func (c *conn) readLoop() {
 	defer close(c.readDone)
 	var (
 		cur   *[]byte // message being assembled
@@ -177,7 +177,7 @@ func grow(b *[]byte, n int) *[]byte {
 	return nb
 }
 
-func (c *Conn) deliver(m message) bool {
+func (c *conn) deliver(m message) bool {
 	c.stats.messagesIn.Add(1)
 	c.stats.bytesIn.Add(int64(len(*m.buf)))
 	select {
@@ -198,7 +198,7 @@ func (c *Conn) deliver(m message) bool {
 	}
 }
 
-func (c *Conn) readHeader() (wire.Header, error) {
+func (c *conn) readHeader() (wire.Header, error) {
 	b, err := c.br.Peek(2)
 	if err != nil {
 		return wire.Header{}, err
@@ -213,7 +213,7 @@ func (c *Conn) readHeader() (wire.Header, error) {
 }
 
 // readPayload reads the frame's payload into p and unmasks it.
-func (c *Conn) readPayload(h wire.Header, p []byte) error {
+func (c *conn) readPayload(h wire.Header, p []byte) error {
 	if _, err := io.ReadFull(c.br, p); err != nil {
 		return noEOF(err)
 	}
@@ -232,7 +232,7 @@ func noEOF(err error) error {
 }
 
 // handleControl acts on a control frame and reports whether to keep reading.
-func (c *Conn) handleControl(op wire.Opcode, p []byte) bool {
+func (c *conn) handleControl(op wire.Opcode, p []byte) bool {
 	switch op {
 	case wire.OpPing:
 		if c.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -251,7 +251,7 @@ func (c *Conn) handleControl(op wire.Opcode, p []byte) bool {
 // readFailed ends the connection after a read error: the peer went away
 // without a close frame (1006), or the connection was already finished and
 // its socket closed under us.
-func (c *Conn) readFailed(err error) {
+func (c *conn) readFailed(err error) {
 	var pe *wire.ProtocolError
 	if errors.As(err, &pe) {
 		c.fail(pe)

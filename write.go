@@ -20,7 +20,7 @@ const writeBufSize = 16 << 10
 
 var errCloseSent = errors.New("tether: close frame already sent")
 
-func (c *Conn) isDone() bool {
+func (c *conn) isDone() bool {
 	select {
 	case <-c.done:
 		return true
@@ -31,7 +31,7 @@ func (c *Conn) isDone() bool {
 
 // closedErr is the error for a write after the close frame went out: the
 // *CloseError once the connection is done, errCloseSent while it closes.
-func (c *Conn) closedErr() error {
+func (c *conn) closedErr() error {
 	select {
 	case <-c.done:
 		return c.err
@@ -70,7 +70,7 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 
 // acquire takes a one-slot semaphore, giving up when ctx is done or the
 // connection closes.
-func (c *Conn) acquire(ctx context.Context, sem chan struct{}) error {
+func (c *conn) acquire(ctx context.Context, sem chan struct{}) error {
 	select {
 	case <-c.done:
 		return c.err
@@ -89,7 +89,7 @@ func (c *Conn) acquire(ctx context.Context, sem chan struct{}) error {
 }
 
 // writeData writes one data frame under the frame lock.
-func (c *Conn) writeData(ctx context.Context, fin bool, op wire.Opcode, p []byte) error {
+func (c *conn) writeData(ctx context.Context, fin bool, op wire.Opcode, p []byte) error {
 	if err := c.acquire(ctx, c.frameSem); err != nil {
 		return err
 	}
@@ -104,7 +104,7 @@ func (c *Conn) writeData(ctx context.Context, fin bool, op wire.Opcode, p []byte
 
 // writeFrame writes one frame; the caller holds frameSem. A failed write
 // leaves the stream corrupt, so it ends the connection.
-func (c *Conn) writeFrame(ctx context.Context, h wire.Header, p []byte) error {
+func (c *conn) writeFrame(ctx context.Context, h wire.Header, p []byte) error {
 	if ctx.Done() != nil {
 		if dl, ok := ctx.Deadline(); ok {
 			c.nc.SetWriteDeadline(dl)
@@ -132,7 +132,7 @@ func (c *Conn) writeFrame(ctx context.Context, h wire.Header, p []byte) error {
 
 var aLongTimeAgo = time.Unix(1, 0)
 
-func (c *Conn) writeRaw(h wire.Header, p []byte) error {
+func (c *conn) writeRaw(h wire.Header, p []byte) error {
 	bp := bufpool.Get(writeBufSize)
 	defer bufpool.Put(bp)
 	buf := (*bp)[:cap(*bp)]
@@ -160,7 +160,7 @@ func (c *Conn) writeRaw(h wire.Header, p []byte) error {
 }
 
 // writeControl writes a control frame, waiting for the frame lock.
-func (c *Conn) writeControl(ctx context.Context, op wire.Opcode, p []byte) error {
+func (c *conn) writeControl(ctx context.Context, op wire.Opcode, p []byte) error {
 	if err := c.acquire(ctx, c.frameSem); err != nil {
 		return err
 	}
@@ -168,7 +168,7 @@ func (c *Conn) writeControl(ctx context.Context, op wire.Opcode, p []byte) error
 	return c.writeControlLocked(ctx, op, p)
 }
 
-func (c *Conn) writeControlLocked(ctx context.Context, op wire.Opcode, p []byte) error {
+func (c *conn) writeControlLocked(ctx context.Context, op wire.Opcode, p []byte) error {
 	if op != wire.OpClose && (c.closeSent.Load() || c.isDone()) {
 		return c.closedErr()
 	}
@@ -177,7 +177,7 @@ func (c *Conn) writeControlLocked(ctx context.Context, op wire.Opcode, p []byte)
 
 // releaseFrame gives up the frame lock and then sends a pong that arrived
 // while it was held, so pongs never wait for the next writer.
-func (c *Conn) releaseFrame() {
+func (c *conn) releaseFrame() {
 	<-c.frameSem
 	if c.pong.waiting.Load() {
 		c.flushPong()
@@ -196,7 +196,7 @@ type pendingPong struct {
 // queuePong records a ping to answer and sends the pong at once if no frame
 // is being written; otherwise the writer holding the lock sends it when it
 // lets go. The read loop never blocks here on a busy writer.
-func (c *Conn) queuePong(p []byte) {
+func (c *conn) queuePong(p []byte) {
 	c.pong.mu.Lock()
 	c.pong.n = copy(c.pong.buf[:], p)
 	c.pong.mu.Unlock()
@@ -204,7 +204,7 @@ func (c *Conn) queuePong(p []byte) {
 	c.flushPong()
 }
 
-func (c *Conn) flushPong() {
+func (c *conn) flushPong() {
 	for c.pong.waiting.Load() {
 		select {
 		case c.frameSem <- struct{}{}:
@@ -233,12 +233,12 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (*MessageWriter, err
 		return nil, err
 	}
 	limit := min(c.cfg.fragmentSize, writeBufSize)
-	return &MessageWriter{c: c, ctx: ctx, op: wire.Opcode(typ), buf: bufpool.Get(limit), limit: limit}, nil
+	return &MessageWriter{c: c.conn, ctx: ctx, op: wire.Opcode(typ), buf: bufpool.Get(limit), limit: limit}, nil
 }
 
 // MessageWriter streams one message; see Conn.Writer.
 type MessageWriter struct {
-	c      *Conn
+	c      *conn
 	ctx    context.Context
 	op     wire.Opcode
 	buf    *[]byte
