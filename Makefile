@@ -12,7 +12,9 @@ NODE_PEERS  := interop/peers/node
 
 test: deps lint
 	$(GO) test -race -count=1 -timeout 15m ./...
-	TETHER_CONFORMANCE_SUMMARY=1 $(GO) test -count=1 -run 'TestConformance' ./conformance/ | grep -E '^(case|server|client|total|  )' || true
+	@echo "== conformance summary (Autobahn-style cases, both roles)"
+	@TETHER_CONFORMANCE_SUMMARY=1 $(GO) test -count=1 -v -run 'TestConformance$$' ./conformance/ 2>/dev/null \
+		| sed -n '/conformance summary/,/^server: /p'
 
 # deps installs the real peers the interop tests talk to, only when missing.
 deps: $(NODE_PEERS)/node_modules/.package-lock.json

@@ -72,7 +72,9 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	if brw != nil && brw.Reader.Size() >= wire.MaxHeaderSize {
 		br = brw.Reader // keeps any bytes the client sent early
 	}
-	return newConn(nc, br, wire.Server, opts.config(), subprotocol, r.URL.RequestURI()), nil
+	cfg := opts.config()
+	cfg.callSite = callSite()
+	return newConn(nc, br, wire.Server, cfg, subprotocol, r.URL.RequestURI()), nil
 }
 
 // checkOrigin allows requests without Origin (not from a browser), requests

@@ -190,10 +190,25 @@ func (c *conn) finish(ce *CloseError) {
 		c.err = ce
 		close(c.done)
 		c.stopKeepalive()
+		if c.cfg.registry != nil {
+			c.cfg.registry.remove(c, ce)
+		}
 		c.log.Info("connection closed", "code", int(ce.Code), "reason", ce.Reason,
 			"duration", c.cfg.clock.Now().Sub(c.openedAt), "initiator", ce.Initiator)
 		if ce.Err != nil && !errors.Is(ce.Err, net.ErrClosed) && c.log.Enabled(context.Background(), slog.LevelDebug) {
 			c.log.Debug("connection error", "error", ce.Err)
 		}
 	})
+}
+
+// leaked runs when the application dropped its *Conn without closing it: it
+// says so, with the place the connection was opened, and frees the socket.
+func (c *conn) leaked() {
+	if c.isDone() {
+		return
+	}
+	c.log.Error("connection leaked", "call_site", c.callSite,
+		"hint", "the *Conn became unreachable without Close or CloseNow")
+	c.finish(&CloseError{Code: StatusAbnormal, Reason: "connection leaked", Initiator: "local"})
+	c.nc.Close()
 }

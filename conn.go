@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,13 +36,14 @@ type conn struct {
 	subprotocol string
 	path        string // request path (server) or URL (client)
 	openedAt    time.Time
+	callSite    string // file:line of the Dial or Accept
 
 	// read side: owned by readLoop
 	rules    wire.Reader
 	ctrlIn   [wire.MaxControlPayload]byte
 	msgs     chan message
 	mr       messageReader
-	lastRecv atomic.Int64 // unix nanos of the last frame, for idle keepalive
+	lastRecv atomic.Int64 // unix nanos of the last frame received
 
 	// write side
 	msgSem   chan struct{} // held for a whole data message
@@ -95,6 +97,7 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 		subprotocol: subprotocol,
 		path:        path,
 		openedAt:    cfg.clock.Now(),
+		callSite:    cfg.callSite,
 		msgs:        make(chan message, cfg.readQueue),
 		msgSem:      make(chan struct{}, 1),
 		frameSem:    make(chan struct{}, 1),
@@ -107,9 +110,14 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 	c.lastRecv.Store(c.openedAt.UnixNano())
 	c.log = cfg.logger.With("conn", id, "role", role.String(), "remote", addrString(nc.RemoteAddr()))
 	c.logOpen()
+	if cfg.registry != nil {
+		cfg.registry.add(c)
+	}
 	go c.readLoop()
 	c.startKeepalive()
-	return &Conn{conn: c}
+	h := &Conn{conn: c}
+	runtime.AddCleanup(h, (*conn).leaked, c)
+	return h
 }
 
 func (c *conn) logOpen() {

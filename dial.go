@@ -49,6 +49,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	if opts == nil {
 		opts = &DialOptions{}
 	}
+	site := callSite()
 	u, err := parseWSURL(rawURL)
 	if err != nil {
 		return nil, nil, err
@@ -71,7 +72,9 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 			return nil, resp, fmt.Errorf("tether: dial %s: %w", redact(u), err)
 		}
 		if nc != nil {
-			return newConn(nc, br, wire.Client, opts.config(), resp.Header.Get("Sec-WebSocket-Protocol"), redact(u)), resp, nil
+			cfg := opts.config()
+			cfg.fanOut, cfg.callSite = opts.FanOut, site
+			return newConn(nc, br, wire.Client, cfg, resp.Header.Get("Sec-WebSocket-Protocol"), redact(u)), resp, nil
 		}
 		next, err := u.Parse(resp.Header.Get("Location"))
 		if err != nil {

@@ -96,6 +96,7 @@ func (c *conn) keepaliveFire() {
 	if c.log.Enabled(context.Background(), slog.LevelDebug) {
 		c.log.Debug("sent keepalive ping", "interval", iv)
 	}
+	c.publish(Event{Kind: EventPing, Time: p.sent})
 	// No deadline here: if the write blocks on a dead peer, the ping timeout
 	// fails the connection and closing it unblocks the write.
 	c.writeControl(context.Background(), wire.OpPing, p.payload[:])
@@ -108,6 +109,7 @@ func (c *conn) keepaliveAnswered(p *pendingPing, now time.Time) {
 	if c.log.Enabled(context.Background(), slog.LevelDebug) {
 		c.log.Debug("received keepalive pong", "rtt", now.Sub(p.sent))
 	}
+	c.publish(Event{Kind: EventPong, Time: now, RTT: now.Sub(p.sent)})
 	c.ka.mu.Lock()
 	defer c.ka.mu.Unlock()
 	if c.ka.waiting != p {
@@ -127,5 +129,14 @@ func (c *conn) keepaliveAnswered(p *pendingPing, now time.Time) {
 func (c *conn) keepaliveExpired() {
 	c.stats.timeouts.Add(1)
 	c.log.Warn("timed out waiting for keepalive pong", "timeout", c.cfg.pingTimeout)
+	c.publish(Event{Kind: EventTimeout, Time: c.cfg.clock.Now()})
 	c.abort(StatusInternalError, KeepaliveTimeoutReason)
+}
+
+// publish sends a keepalive event to the connection's registry.
+func (c *conn) publish(e Event) {
+	if r := c.cfg.registry; r != nil {
+		e.ConnID = c.id
+		r.publish(e)
+	}
 }

@@ -55,6 +55,9 @@ type ConnOptions struct {
 	LogFrames bool
 	// ID replaces the generated UUIDv7 connection ID, e.g. with a request ID.
 	ID string
+	// Registry is where the connection is listed from open to close;
+	// nil means DefaultRegistry, NoRegistry keeps it out of every registry.
+	Registry *Registry
 	// Clock replaces the wall clock, for tests.
 	Clock clock.Clock
 }
@@ -90,6 +93,10 @@ type DialOptions struct {
 	Proxy func(*http.Request) (*url.URL, error)
 	// NetDialContext dials TCP; default a net.Dialer.
 	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// FanOut says several connections to this endpoint are deliberate, so
+	// the registry does not warn about them (it still warns when their
+	// keepalive settings differ).
+	FanOut bool
 }
 
 type config struct {
@@ -104,6 +111,9 @@ type config struct {
 	logFrames    bool
 	id           string
 	clock        clock.Clock
+	registry     *Registry
+	fanOut       bool
+	callSite     string
 }
 
 func (o *ConnOptions) config() config {
@@ -122,6 +132,7 @@ func (o *ConnOptions) config() config {
 		logFrames:    o.LogFrames,
 		id:           o.ID,
 		clock:        o.Clock,
+		registry:     o.Registry,
 	}
 	if c.readLimit == 0 {
 		c.readLimit = DefaultReadLimit
@@ -144,6 +155,11 @@ func (o *ConnOptions) config() config {
 	}
 	if c.clock == nil {
 		c.clock = clock.Real
+	}
+	if c.registry == nil {
+		c.registry = DefaultRegistry
+	} else if c.registry.disabled {
+		c.registry = nil
 	}
 	return c
 }

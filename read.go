@@ -108,9 +108,7 @@ func (c *conn) readLoop() {
 			c.readFailed(err)
 			return
 		}
-		if c.cfg.mode == KeepaliveIdle {
-			c.lastRecv.Store(c.cfg.clock.Now().UnixNano())
-		}
+		c.lastRecv.Store(c.cfg.clock.Now().UnixNano())
 		op, err := c.rules.Next(h)
 		if err != nil {
 			c.fail(err)
@@ -131,24 +129,22 @@ func (c *conn) readLoop() {
 		if h.Opcode != wire.OpContinuation {
 			typ = MessageType(op)
 			valid.Reset()
-			cur = bufpool.Get(int(min(h.Length, c.cfg.readLimit)))
+			cur = bufpool.Get(int(min(h.Length, firstAlloc)))
 		}
-		start := int64(len(*cur))
-		if start+h.Length > c.cfg.readLimit {
+		if h.Length > c.cfg.readLimit-int64(len(*cur)) {
 			c.fail(wire.Errorf(wire.CloseTooBig, "message of more than %d bytes", c.cfg.readLimit))
 			return
 		}
-		cur = grow(cur, int(start+h.Length))
-		p := (*cur)[start:]
-		if err := c.readPayload(h, p); err != nil {
-			c.readFailed(err)
+		start := len(*cur)
+		if cur, err = c.readData(h, cur, typ == Text, &valid); err != nil {
+			if errors.Is(err, errInvalidUTF8) {
+				c.fail(wire.Errorf(wire.CloseInvalidPayload, "invalid UTF-8 in text message"))
+			} else {
+				c.readFailed(err)
+			}
 			return
 		}
-		c.logFrame("<", h, p)
-		if typ == Text && !valid.Write(p) {
-			c.fail(wire.Errorf(wire.CloseInvalidPayload, "invalid UTF-8 in text message"))
-			return
-		}
+		c.logFrame("<", h, (*cur)[start:])
 		if !h.Fin {
 			continue
 		}
@@ -164,15 +160,47 @@ func (c *conn) readLoop() {
 	}
 }
 
-// grow returns a buffer holding b's bytes with length n.
-func grow(b *[]byte, n int) *[]byte {
-	if n <= cap(*b) {
-		*b = (*b)[:n]
-		return b
+// firstAlloc caps the buffer taken for a message before its bytes arrive:
+// a header may announce gigabytes, memory follows only what really comes.
+const firstAlloc = 64 << 10
+
+var errInvalidUTF8 = errors.New("invalid UTF-8")
+
+// readData appends the frame's payload to buf as it arrives, unmasking it
+// and, for text, validating it chunk by chunk, so invalid UTF-8 fails the
+// connection as soon as it is read, not at the end of the frame.
+func (c *conn) readData(h wire.Header, buf *[]byte, text bool, valid *wire.UTF8) (*[]byte, error) {
+	want, pos := h.Length, 0
+	for want > 0 {
+		b := *buf
+		if len(b) == cap(b) {
+			buf = growCap(buf, int(min(int64(2*cap(b)), int64(len(b))+want)))
+			b = *buf
+		}
+		p := b[len(b) : len(b)+int(min(int64(cap(b)-len(b)), want))]
+		n, err := c.br.Read(p)
+		if n > 0 {
+			p = p[:n]
+			if h.Masked {
+				pos = wire.Mask(h.Key, pos, p)
+			}
+			*buf = b[:len(b)+n]
+			want -= int64(n)
+			if text && !valid.Write(p) {
+				return buf, errInvalidUTF8
+			}
+		}
+		if err != nil && want > 0 {
+			return buf, noEOF(err)
+		}
 	}
+	return buf, nil
+}
+
+// growCap returns a buffer holding b's bytes with capacity at least n.
+func growCap(b *[]byte, n int) *[]byte {
 	nb := bufpool.Get(max(n, 2*cap(*b)))
 	*nb = append(*nb, *b...)
-	*nb = (*nb)[:n]
 	bufpool.Put(b)
 	return nb
 }

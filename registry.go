@@ -1,0 +1,233 @@
+package tether
+
+import (
+	"hash/maphash"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Registry knows every live connection that names it, from open to close:
+// what dashboards, metrics, pools and leak checks read. Connections register
+// in DefaultRegistry unless their options name another (or NoRegistry).
+//
+// It is sharded, so connections open and close without a global lock, and
+// safe for concurrent use.
+type Registry struct {
+	shards [registryShards]registryShard
+	n      atomic.Int64
+	seed   maphash.Seed
+	subs   atomic.Pointer[[]*Subscription]
+	subsMu sync.Mutex
+
+	epMu      sync.Mutex
+	endpoints map[string]map[*conn]struct{} // client connections by endpoint
+	// Logger receives the registry's own warnings (duplicate connections);
+	// nil means slog.Default().
+	Logger *slog.Logger
+	// disabled marks NoRegistry.
+	disabled bool
+}
+
+const registryShards = 32
+
+type registryShard struct {
+	mu sync.Mutex
+	m  map[string]*conn
+}
+
+// DefaultRegistry is where connections register unless their options say
+// otherwise.
+var DefaultRegistry = NewRegistry()
+
+// NoRegistry, set as ConnOptions.Registry, keeps a connection out of every
+// registry.
+var NoRegistry = &Registry{disabled: true}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	r := &Registry{seed: maphash.MakeSeed(), endpoints: map[string]map[*conn]struct{}{}}
+	for i := range r.shards {
+		r.shards[i].m = map[string]*conn{}
+	}
+	return r
+}
+
+func (r *Registry) shard(id string) *registryShard {
+	return &r.shards[maphash.String(r.seed, id)%registryShards]
+}
+
+// Len returns the number of live connections.
+func (r *Registry) Len() int { return int(r.n.Load()) }
+
+// Get returns a snapshot of the connection with the given ID.
+func (r *Registry) Get(id string) (ConnInfo, bool) {
+	s := r.shard(id)
+	s.mu.Lock()
+	c := s.m[id]
+	s.mu.Unlock()
+	if c == nil {
+		return ConnInfo{}, false
+	}
+	return c.info(), true
+}
+
+// Range calls f with a snapshot of each live connection until f returns
+// false. Connections opened or closed meanwhile may or may not be seen.
+func (r *Registry) Range(f func(ConnInfo) bool) {
+	for i := range r.shards {
+		s := &r.shards[i]
+		s.mu.Lock()
+		conns := make([]*conn, 0, len(s.m))
+		for _, c := range s.m {
+			conns = append(conns, c)
+		}
+		s.mu.Unlock()
+		for _, c := range conns {
+			if !f(c.info()) {
+				return
+			}
+		}
+	}
+}
+
+// Stale lists the connections that have received nothing, not even a pong,
+// for longer than maxIdle: candidates for a leak or a dead peer.
+func (r *Registry) Stale(maxIdle time.Duration) []ConnInfo {
+	var out []ConnInfo
+	r.Range(func(ci ConnInfo) bool {
+		last := ci.OpenedAt
+		if ci.LastRecvAt != nil && ci.LastRecvAt.After(last) {
+			last = *ci.LastRecvAt
+		}
+		if time.Since(last) > maxIdle {
+			out = append(out, ci)
+		}
+		return true
+	})
+	return out
+}
+
+func (r *Registry) add(c *conn) {
+	s := r.shard(c.id)
+	s.mu.Lock()
+	s.m[c.id] = c
+	s.mu.Unlock()
+	r.n.Add(1)
+	if c.role.String() == "client" {
+		r.addEndpoint(c)
+	}
+	r.publish(Event{Kind: EventOpen, ConnID: c.id, Time: c.openedAt})
+}
+
+func (r *Registry) remove(c *conn, ce *CloseError) {
+	s := r.shard(c.id)
+	s.mu.Lock()
+	_, ok := s.m[c.id]
+	delete(s.m, c.id)
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	r.n.Add(-1)
+	if c.role.String() == "client" {
+		r.removeEndpoint(c)
+	}
+	r.publish(Event{Kind: EventClose, ConnID: c.id, Time: c.cfg.clock.Now(), Code: ce.Code, Reason: ce.Reason})
+}
+
+// endpointKey is scheme://host/path of a client URL: connections with the
+// same key talk to the same service.
+func endpointKey(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return u.Scheme + "://" + strings.ToLower(hostPort(u)) + u.EscapedPath()
+}
+
+// addEndpoint records a client connection and warns when it joins live
+// connections to the same endpoint: the python-websockets report's
+// situation, where several client instances with different keepalive
+// settings share one logger.
+func (r *Registry) addEndpoint(c *conn) {
+	key := endpointKey(c.path)
+	r.epMu.Lock()
+	set := r.endpoints[key]
+	if set == nil {
+		set = map[*conn]struct{}{}
+		r.endpoints[key] = set
+	}
+	set[c] = struct{}{}
+	var peers []*conn
+	if len(set) > 1 {
+		for p := range set {
+			peers = append(peers, p)
+		}
+	}
+	r.epMu.Unlock()
+	if len(peers) < 2 {
+		return
+	}
+	sameKeepalive := true
+	for _, p := range peers {
+		if p.cfg.pingInterval != c.cfg.pingInterval || p.cfg.pingTimeout != c.cfg.pingTimeout {
+			sameKeepalive = false
+		}
+	}
+	if c.cfg.fanOut && sameKeepalive {
+		return // deliberate fan-out with one configuration
+	}
+	sortConns(peers)
+	ids := make([]string, len(peers))
+	intervals := make([]string, len(peers))
+	sites := make([]string, len(peers))
+	for i, p := range peers {
+		ids[i], intervals[i], sites[i] = p.id, p.pingIntervalOrZero().String(), p.callSite
+	}
+	msg := "several client connections to one endpoint"
+	if !sameKeepalive {
+		msg = "client connections to one endpoint with different keepalive settings"
+	}
+	r.logger().Warn(msg, "endpoint", key, "conns", ids, "ping_intervals", intervals, "call_sites", sites,
+		"hint", "share one connection or one set of DialOptions, or set DialOptions.FanOut for deliberate fan-out")
+}
+
+func (r *Registry) removeEndpoint(c *conn) {
+	key := endpointKey(c.path)
+	r.epMu.Lock()
+	defer r.epMu.Unlock()
+	if set := r.endpoints[key]; set != nil {
+		delete(set, c)
+		if len(set) == 0 {
+			delete(r.endpoints, key)
+		}
+	}
+}
+
+func (r *Registry) logger() *slog.Logger {
+	if r.Logger != nil {
+		return r.Logger
+	}
+	return slog.Default()
+}
+
+// sortConns orders connections by opening time, then ID (UUIDv7 IDs sort by
+// time too).
+func sortConns(cs []*conn) {
+	for i := 1; i < len(cs); i++ {
+		for j := i; j > 0 && connBefore(cs[j], cs[j-1]); j-- {
+			cs[j], cs[j-1] = cs[j-1], cs[j]
+		}
+	}
+}
+
+func connBefore(a, b *conn) bool {
+	if !a.openedAt.Equal(b.openedAt) {
+		return a.openedAt.Before(b.openedAt)
+	}
+	return a.id < b.id
+}
