@@ -139,56 +139,11 @@ func (s *Server) Shutdown(ctx context.Context, code tether.StatusCode, reason st
 	}
 }
 
-// ConnInfo is one connection in /api/connections (DESIGN.md Contract 2).
-type ConnInfo struct {
-	ID           string   `json:"id"`
-	Role         string   `json:"role"`
-	Remote       string   `json:"remote"`
-	Local        string   `json:"local"`
-	Path         string   `json:"path"`
-	State        string   `json:"state"`
-	OpenedAt     string   `json:"opened_at"`
-	PingInterval float64  `json:"ping_interval"`
-	PingTimeout  float64  `json:"ping_timeout"`
-	LastPingAt   *string  `json:"last_ping_at"`
-	LastPongAt   *string  `json:"last_pong_at"`
-	RTTms        *float64 `json:"rtt_ms"`
-	MessagesIn   int64    `json:"messages_in"`
-	MessagesOut  int64    `json:"messages_out"`
-	BytesIn      int64    `json:"bytes_in"`
-	BytesOut     int64    `json:"bytes_out"`
-}
-
-// Info describes c as the JSON API shows it.
-func Info(c *tether.Conn) ConnInfo {
-	st := c.Stats()
-	info := ConnInfo{
-		ID: st.ID, Role: st.Role, Remote: c.RemoteAddr().String(), Local: c.LocalAddr().String(),
-		Path: c.Path(), State: st.State, OpenedAt: st.OpenedAt.UTC().Format(time.RFC3339Nano),
-		PingInterval: st.PingInterval.Seconds(), PingTimeout: st.PingTimeout.Seconds(),
-		LastPingAt: timeOrNil(st.LastPingAt), LastPongAt: timeOrNil(st.LastPongAt),
-		MessagesIn: st.MessagesIn, MessagesOut: st.MessagesOut, BytesIn: st.BytesIn, BytesOut: st.BytesOut,
-	}
-	if st.RTT > 0 {
-		ms := float64(st.RTT) / float64(time.Millisecond)
-		info.RTTms = &ms
-	}
-	return info
-}
-
-func timeOrNil(t time.Time) *string {
-	if t.IsZero() {
-		return nil
-	}
-	s := t.UTC().Format(time.RFC3339Nano)
-	return &s
-}
-
 func (s *Server) apiConnections(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	list := make([]ConnInfo, 0, len(s.conns))
+	list := make([]tether.ConnInfo, 0, len(s.conns))
 	for c := range s.conns {
-		list = append(list, Info(c))
+		list = append(list, c.Info())
 	}
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
