@@ -16,7 +16,9 @@ import (
 // closes the TCP connection. It returns nil when the peer answered, an error
 // otherwise. Close is safe to call while a message is being written: the
 // close frame goes out between fragments and later writes fail.
-func (c *Conn) Close(code StatusCode, reason string) error {
+func (c *Conn) Close(code StatusCode, reason string) error { return c.close(code, reason) }
+
+func (c *conn) close(code StatusCode, reason string) error {
 	if code != StatusNoStatus && !wire.ValidCloseCode(uint16(code)) {
 		return fmt.Errorf("tether: close code %d may not be sent", code)
 	}
@@ -29,7 +31,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	defer cancel()
 	first, err := c.sendClose(ctx, code, reason)
 	if err != nil {
-		c.CloseNow()
+		c.closeNow()
 		return err
 	}
 	if !first {
@@ -53,7 +55,9 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 }
 
 // CloseNow closes the TCP connection at once, without a closing handshake.
-func (c *Conn) CloseNow() error {
+func (c *Conn) CloseNow() error { return c.closeNow() }
+
+func (c *conn) closeNow() error {
 	c.finish(&CloseError{Code: StatusAbnormal, Reason: "closed without handshake", Initiator: "local"})
 	err := c.nc.Close()
 	<-c.readDone

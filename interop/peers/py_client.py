@@ -9,11 +9,15 @@ Compression off, no message size limit, no keepalive pings. MODE is one of:
   ping          send a ping with payload "abc", wait for its pong, close 1000
   close CODE [REASON]   close with CODE and REASON (default empty)
   recv          only report what arrives, until the connection closes
+  stall         stop reading from the socket right after the handshake
+                (transport.pause_reading()), print "stalled" and sleep until killed
+                (or $PEER_TIMEOUT): pings are never answered
 stdout, one line per event, flushed (REASON is the rest of the line, may be empty):
   recv TYPE LEN SHA256HEX     a message arrived: TYPE text|binary, LEN its size in
                               bytes (UTF-8 for text), SHA256HEX the hash of those bytes
   ping HEXPAYLOAD             a ping frame arrived (answered automatically)
   pong HEXPAYLOAD             a pong frame arrived
+  stalled                     stall mode stopped reading
   closed CODE REASON          the connection ended: the server's close code and reason
                               (1005 if its close frame had no code, 1006 if none came);
                               exit status 0
@@ -80,6 +84,10 @@ async def run(url, mode, args):
         elif mode == "recv":
             while True:
                 report(await ws.recv())
+        elif mode == "stall":
+            ws.transport.pause_reading()  # the read loop starves: no frame, no pong
+            out("stalled")
+            await asyncio.Future()  # until killed or PEER_TIMEOUT
         else:
             raise ValueError("unknown mode %r" % mode)
     except websockets.ConnectionClosed:
@@ -90,7 +98,7 @@ async def run(url, mode, args):
 
 def main():
     if len(sys.argv) < 3:
-        out("error usage: py_client.py URL echo|ping|close CODE [REASON]|recv")
+        out("error usage: py_client.py URL echo|ping|close CODE [REASON]|recv|stall")
         return 1
     try:
         timeout = float(os.environ.get("PEER_TIMEOUT", "60"))

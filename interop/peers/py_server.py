@@ -8,11 +8,16 @@ no keepalive pings unless --ping-interval is given. Paths (anything else: HTTP 4
   /echo                       echo every message back with the same type
   /close?code=N&reason=R      send a close frame with N and R right after the handshake
   /ping                       send a ping with payload "hello", then echo like /echo
+  /pause                      stop reading from the socket right after the handshake
+                              (transport.pause_reading()) and print "paused": from then
+                              on nothing is read, so pings are never answered and the
+                              connection's end goes unnoticed (no "closed" line)
 stdout, one line per event, flushed (fields after the keyword are separated by one
 space; REASON is the rest of the line and may be empty):
   listening PORT              first line, once the socket is bound
   ping HEXPAYLOAD             a ping frame was received (HEXPAYLOAD empty if no payload)
   pong HEXPAYLOAD             a pong frame was received
+  paused                      a /pause connection stopped reading
   closed CODE REASON          a connection ended: the peer's close code and reason
                               (1005 if its close frame had no code, 1006 if none came)
 """
@@ -41,7 +46,7 @@ class Protocol(WebSocketServerProtocol):
         return frame
 
     async def process_request(self, path, headers):
-        if urllib.parse.urlsplit(path).path not in ("/echo", "/close", "/ping"):
+        if urllib.parse.urlsplit(path).path not in ("/echo", "/close", "/ping", "/pause"):
             return HTTPStatus.NOT_FOUND, [], b"unknown path\n"
         return None
 
@@ -61,6 +66,10 @@ async def handler(ws, path):
         elif url.path == "/ping":
             await ws.ping(b"hello")
             await echo(ws)
+        elif url.path == "/pause":
+            ws.transport.pause_reading()  # the read loop starves: no frame, no pong
+            out("paused")
+            await asyncio.Future()  # keep the connection open until killed
         else:
             await echo(ws)
     except websockets.ConnectionClosed:

@@ -8,11 +8,15 @@
 //   ping          send a ping with payload "abc", wait for its pong, close 1000
 //   close CODE [REASON]   close with CODE and REASON (default empty)
 //   recv          only report what arrives, until the connection closes
+//   stall         stop reading from the socket right after the handshake
+//                 (ws._socket.pause()), print "stalled" and sleep until killed
+//                 (or $PEER_TIMEOUT): pings are never answered
 // stdout, one line per event (REASON is the rest of the line, may be empty):
 //   recv TYPE LEN SHA256HEX     a message arrived: TYPE text|binary, LEN its size in
 //                               bytes, SHA256HEX the hash of those bytes
 //   ping HEXPAYLOAD             a ping frame arrived (answered automatically)
 //   pong HEXPAYLOAD             a pong frame arrived
+//   stalled                     stall mode stopped reading
 //   closed CODE REASON          the connection ended: the server's close code and reason
 //                               (1005 if its close frame had no code, 1006 if none came);
 //                               exit status 0
@@ -28,8 +32,8 @@ const out = (...fields) => process.stdout.write(fields.join(' ') + '\n');
 const fail = (msg) => { out('error', String(msg).replace(/\n/g, ' ')); process.exit(1); };
 
 const [url, mode, ...args] = process.argv.slice(2);
-if (!url || !['echo', 'ping', 'close', 'recv'].includes(mode)) {
-  fail('usage: client.js URL echo|ping|close CODE [REASON]|recv');
+if (!url || !['echo', 'ping', 'close', 'recv', 'stall'].includes(mode)) {
+  fail('usage: client.js URL echo|ping|close CODE [REASON]|recv|stall');
 }
 setTimeout(() => fail('timeout'), Number(process.env.PEER_TIMEOUT || 60) * 1000).unref();
 
@@ -73,6 +77,11 @@ ws.on('open', () => {
     if (mode === 'echo') echo().catch(fail);
     else if (mode === 'ping') ws.ping('abc');
     else if (mode === 'close') ws.close(Number(args[0]), args[1] || '');
+    else if (mode === 'stall') {
+      ws._socket.pause(); // no more 'data' events: no frame is parsed, no pong is sent
+      out('stalled');
+      setInterval(() => {}, 1 << 30); // stay alive even if the socket goes idle
+    }
   } catch (err) {
     fail(err.message);
   }

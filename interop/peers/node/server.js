@@ -6,18 +6,22 @@
 //   /echo                    echo every message back with the same type
 //   /close?code=N&reason=R   send a close frame with N and R right after the handshake
 //   /ping                    send a ping with payload "hello", then echo like /echo
+//   /pause                   stop reading from the socket right after the handshake
+//                            (ws._socket.pause()) and print "paused": from then on no
+//                            frame is processed, so pings are never answered
 // stdout, one line per event (fields after the keyword are separated by one space;
 // REASON is the rest of the line and may be empty):
 //   listening PORT           first line, once the socket is bound
 //   ping HEXPAYLOAD          a ping frame was received (HEXPAYLOAD empty if no payload)
 //   pong HEXPAYLOAD          a pong frame was received
+//   paused                   a /pause connection stopped reading
 //   closed CODE REASON       a connection ended: the peer's close code and reason
 //                            (1005 if its close frame had no code, 1006 if none came)
 'use strict';
 const { WebSocketServer } = require('ws');
 
 const out = (...fields) => process.stdout.write(fields.join(' ') + '\n');
-const PATHS = ['/echo', '/close', '/ping'];
+const PATHS = ['/echo', '/close', '/ping', '/pause'];
 
 const wss = new WebSocketServer({
   host: '127.0.0.1',
@@ -40,5 +44,8 @@ wss.on('connection', (ws, req) => {
     ws.close(Number(url.searchParams.get('code') || 1000), url.searchParams.get('reason') || '');
   } else if (url.pathname === '/ping') {
     ws.ping('hello');
+  } else if (url.pathname === '/pause') {
+    ws._socket.pause(); // no more 'data' events: no frame is parsed, no pong is sent
+    out('paused');
   }
 });
