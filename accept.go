@@ -57,6 +57,10 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	if subprotocol != "" {
 		b.WriteString("Sec-WebSocket-Protocol: " + subprotocol + "\r\n")
 	}
+	negotiated, extHeader := acceptDeflate(r.Header, &opts.ConnOptions)
+	if extHeader != "" {
+		b.WriteString("Sec-WebSocket-Extensions: " + extHeader + "\r\n")
+	}
 	for k, vs := range w.Header() {
 		for _, v := range vs {
 			b.WriteString(k + ": " + v + "\r\n")
@@ -74,6 +78,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	}
 	cfg := opts.config()
 	cfg.callSite = callSite()
+	cfg.deflate = negotiated
 	return newConn(nc, br, wire.Server, cfg, subprotocol, r.URL.RequestURI()), nil
 }
 

@@ -172,12 +172,15 @@ func (c *conn) fail(err error) {
 
 // abort ends the connection at once after sending a close frame on a short
 // deadline, for a peer presumed dead: no waiting for its close frame.
+//
+// The close frame goes out before anyone is woken, so an application that
+// reacts to the error by closing the socket cannot cut it off.
 func (c *conn) abort(code StatusCode, reason string) {
-	c.finish(&CloseError{Code: code, Reason: reason, Initiator: "local", Sent: &CloseFrame{code, reason}})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	c.nc.SetWriteDeadline(time.Now().Add(250 * time.Millisecond))
 	c.sendClose(ctx, code, reason)
 	cancel()
+	c.finish(&CloseError{Code: code, Reason: reason, Initiator: "local", Sent: &CloseFrame{code, reason}})
 	c.nc.Close()
 }
 

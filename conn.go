@@ -38,6 +38,9 @@ type conn struct {
 	openedAt    time.Time
 	callSite    string // file:line of the Dial or Accept
 
+	// compression: nil unless permessage-deflate was negotiated
+	deflate *compression
+
 	// read side: owned by readLoop
 	rules    wire.Reader
 	ctrlIn   [wire.MaxControlPayload]byte
@@ -106,6 +109,10 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 		readDone:    make(chan struct{}),
 	}
 	c.rules.Role = role
+	if cfg.deflate != nil {
+		c.deflate = newCompression(*cfg.deflate, role, cfg.compressMode)
+		c.rules.AllowRsv1 = true
+	}
 	c.mr.c = c
 	c.lastRecv.Store(c.openedAt.UnixNano())
 	c.log = cfg.logger.With("conn", id, "role", role.String(), "remote", addrString(nc.RemoteAddr()))

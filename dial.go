@@ -66,14 +66,20 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		header = http.Header{}
 	}
 	origin := u
+	var offer *wire.DeflateParams
+	if cfg, ok := opts.deflateConfig(); ok {
+		o := wire.DeflateOffer(cfg)
+		offer = &o
+	}
 	for range maxRedirects + 1 {
-		nc, br, resp, err := handshake(ctx, u, header, opts)
+		neg := &negotiation{offer: offer}
+		nc, br, resp, err := handshake(ctx, u, header, opts, neg)
 		if err != nil {
 			return nil, resp, fmt.Errorf("tether: dial %s: %w", redact(u), err)
 		}
 		if nc != nil {
 			cfg := opts.config()
-			cfg.fanOut, cfg.callSite = opts.FanOut, site
+			cfg.fanOut, cfg.callSite, cfg.deflate = opts.FanOut, site, neg.result
 			return newConn(nc, br, wire.Client, cfg, resp.Header.Get("Sec-WebSocket-Protocol"), redact(u)), resp, nil
 		}
 		next, err := u.Parse(resp.Header.Get("Location"))
@@ -133,7 +139,14 @@ func redact(u *url.URL) string { return u.Redacted() }
 
 // handshake runs one opening handshake. It returns the connection on a 101,
 // a nil connection and the response on a redirect, and an error otherwise.
-func handshake(ctx context.Context, u *url.URL, header http.Header, opts *DialOptions) (net.Conn, *bufio.Reader, *http.Response, error) {
+// negotiation carries the client's extension offer into a handshake and
+// the accepted parameters out of it.
+type negotiation struct {
+	offer  *wire.DeflateParams
+	result *wire.DeflateParams
+}
+
+func handshake(ctx context.Context, u *url.URL, header http.Header, opts *DialOptions, neg *negotiation) (net.Conn, *bufio.Reader, *http.Response, error) {
 	nc, err := dialTransport(ctx, u, opts)
 	if err != nil {
 		return nil, nil, nil, ctxErr(ctx, err)
@@ -152,6 +165,9 @@ func handshake(ctx context.Context, u *url.URL, header http.Header, opts *DialOp
 
 	key := newKey()
 	req := buildRequest(u, header, key, opts)
+	if neg.offer != nil {
+		req.Header.Set("Sec-WebSocket-Extensions", neg.offer.String())
+	}
 	if err := req.Write(nc); err != nil {
 		return nil, nil, nil, ctxErr(ctx, fmt.Errorf("write request: %w", err))
 	}
@@ -169,6 +185,10 @@ func handshake(ctx context.Context, u *url.URL, header http.Header, opts *DialOp
 		var he *wire.HandshakeError
 		errors.As(err, &he)
 		return nil, nil, resp, &HandshakeError{StatusCode: resp.StatusCode, Reason: he.Reason, Response: resp}
+	}
+	if neg.result, err = checkDeflateResponse(resp.Header, neg.offer); err != nil {
+		keepBody(resp)
+		return nil, nil, resp, &HandshakeError{StatusCode: resp.StatusCode, Reason: "Sec-WebSocket-Extensions: " + err.Error(), Response: resp}
 	}
 	if !stop() {
 		return nil, nil, resp, ctx.Err()

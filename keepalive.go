@@ -99,7 +99,9 @@ func (c *conn) keepaliveFire() {
 	c.publish(Event{Kind: EventPing, Time: p.sent})
 	// No deadline here: if the write blocks on a dead peer, the ping timeout
 	// fails the connection and closing it unblocks the write.
-	c.writeControl(context.Background(), wire.OpPing, p.payload[:])
+	if c.writeControl(context.Background(), wire.OpPing, p.payload[:]) == nil {
+		c.pingWritten(p)
+	}
 }
 
 // keepaliveAnswered is called when keepalive ping p got its pong (or a later

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tetherws/tether/internal/clock"
+	"github.com/tetherws/tether/internal/wire"
 )
 
 // Defaults for the options below.
@@ -55,6 +56,16 @@ type ConnOptions struct {
 	LogFrames bool
 	// ID replaces the generated UUIDv7 connection ID, e.g. with a request ID.
 	ID string
+	// CompressionMode chooses permessage-deflate: the zero value is
+	// CompressionNoContextTakeover; CompressionDisabled turns it off.
+	CompressionMode CompressionMode
+	// CompressionWindowBits (8-15, default 15) caps the LZ77 window either
+	// side may use where the negotiation lets us: smaller windows cost less
+	// memory per connection with context takeover.
+	CompressionWindowBits int
+	// CompressionThreshold is the size below which messages go out
+	// uncompressed. Default 128 bytes; negative compresses everything.
+	CompressionThreshold int
 	// Registry is where the connection is listed from open to close;
 	// nil means DefaultRegistry, NoRegistry keeps it out of every registry.
 	Registry *Registry
@@ -114,6 +125,9 @@ type config struct {
 	registry     *Registry
 	fanOut       bool
 	callSite     string
+	compressMode CompressionMode
+	threshold    int
+	deflate      *wire.DeflateParams // negotiated, nil without compression
 }
 
 func (o *ConnOptions) config() config {
@@ -133,6 +147,13 @@ func (o *ConnOptions) config() config {
 		id:           o.ID,
 		clock:        o.Clock,
 		registry:     o.Registry,
+		compressMode: o.CompressionMode,
+		threshold:    o.CompressionThreshold,
+	}
+	if c.threshold == 0 {
+		c.threshold = DefaultCompressionThreshold
+	} else if c.threshold < 0 {
+		c.threshold = 0
 	}
 	if c.readLimit == 0 {
 		c.readLimit = DefaultReadLimit

@@ -22,11 +22,15 @@ type pendingPing struct {
 // time. A pong also settles every earlier ping still waiting (section 5.5.3
 // lets a peer answer only the latest). Cancelling ctx abandons the wait.
 func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
+	if c.isDone() {
+		return 0, c.err
+	}
 	p := c.newPing(false)
 	if err := c.writeControl(ctx, wire.OpPing, p.payload[:]); err != nil {
 		c.forgetPing(p)
 		return 0, err
 	}
+	c.pingWritten(p)
 	select {
 	case rtt := <-p.done:
 		return rtt, nil
@@ -54,9 +58,13 @@ func (c *conn) newPing(keepalive bool) *pendingPing {
 	}
 	p.sent = c.cfg.clock.Now()
 	c.pings = append(c.pings, p)
+	return p
+}
+
+// pingWritten counts a ping once it is on the wire.
+func (c *conn) pingWritten(p *pendingPing) {
 	c.stats.pingsSent.Add(1)
 	c.stats.lastPingAt.Store(p.sent.UnixNano())
-	return p
 }
 
 func (c *conn) findPing(payload []byte) int {

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"unicode/utf8"
 
 	"github.com/tetherws/tether/internal/bufpool"
+	"github.com/tetherws/tether/internal/deflate"
 	"github.com/tetherws/tether/internal/wire"
 )
 
@@ -93,9 +95,10 @@ func (r *messageReader) release() {
 func (c *conn) readLoop() {
 	defer close(c.readDone)
 	var (
-		cur   *[]byte // message being assembled
-		typ   MessageType
-		valid wire.UTF8
+		cur        *[]byte // message being assembled
+		typ        MessageType
+		compressed bool
+		valid      wire.UTF8
 	)
 	defer func() {
 		if cur != nil {
@@ -128,6 +131,7 @@ func (c *conn) readLoop() {
 		}
 		if h.Opcode != wire.OpContinuation {
 			typ = MessageType(op)
+			compressed = h.Rsv&wire.Rsv1 != 0
 			valid.Reset()
 			cur = bufpool.Get(int(min(h.Length, firstAlloc)))
 		}
@@ -136,7 +140,7 @@ func (c *conn) readLoop() {
 			return
 		}
 		start := len(*cur)
-		if cur, err = c.readData(h, cur, typ == Text, &valid); err != nil {
+		if cur, err = c.readData(h, cur, typ == Text && !compressed, &valid); err != nil {
 			if errors.Is(err, errInvalidUTF8) {
 				c.fail(wire.Errorf(wire.CloseInvalidPayload, "invalid UTF-8 in text message"))
 			} else {
@@ -148,7 +152,12 @@ func (c *conn) readLoop() {
 		if !h.Fin {
 			continue
 		}
-		if typ == Text && !valid.Complete() {
+		if compressed {
+			if cur, err = c.inflate(cur, typ == Text); err != nil {
+				c.fail(err)
+				return
+			}
+		} else if typ == Text && !valid.Complete() {
 			c.fail(wire.Errorf(wire.CloseInvalidPayload, "text message ends inside a UTF-8 sequence"))
 			return
 		}
@@ -287,4 +296,22 @@ func (c *conn) readFailed(err error) {
 	}
 	c.finish(&CloseError{Code: StatusAbnormal, Reason: "connection lost", Initiator: "peer", Err: err})
 	c.nc.Close()
+}
+
+// inflate decompresses a whole received message, bounded by ReadLimit: a
+// small frame that would inflate past it fails with 1009 after at most
+// ReadLimit bytes of output.
+func (c *conn) inflate(buf *[]byte, text bool) (*[]byte, error) {
+	out, err := c.deflate.decomp.Decompress(*buf, c.cfg.readLimit)
+	bufpool.Put(buf)
+	switch {
+	case errors.Is(err, deflate.ErrTooBig):
+		return nil, wire.Errorf(wire.CloseTooBig, "message inflates to more than %d bytes", c.cfg.readLimit)
+	case err != nil:
+		return nil, wire.Errorf(wire.CloseInvalidPayload, "bad compressed data: %v", err)
+	case text && !utf8.Valid(*out):
+		bufpool.Put(out)
+		return nil, wire.Errorf(wire.CloseInvalidPayload, "invalid UTF-8 in text message")
+	}
+	return out, nil
 }

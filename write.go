@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tetherws/tether/internal/bufpool"
+	"github.com/tetherws/tether/internal/deflate"
 	"github.com/tetherws/tether/internal/wire"
 )
 
@@ -41,9 +42,10 @@ func (c *conn) closedErr() error {
 }
 
 // Write sends a whole message. Messages longer than FragmentSize go out as
-// fragments, with any pending control frames between them. It is safe to
-// call concurrently with other writes. A write cut short by ctx leaves a
-// partial frame on the wire, so it fails the connection.
+// fragments, with any pending control frames between them. With compression
+// negotiated, messages of CompressionThreshold bytes or more are compressed.
+// It is safe to call concurrently with other writes. A write cut short by ctx
+// leaves a partial frame on the wire, so it fails the connection.
 func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if typ != Text && typ != Binary {
 		return fmt.Errorf("tether: invalid message type %d", typ)
@@ -52,20 +54,37 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 		return err
 	}
 	defer func() { <-c.msgSem }()
-	op := wire.Opcode(typ)
+	payload, rsv := p, uint8(0)
+	if c.deflate != nil && len(p) >= c.cfg.threshold {
+		buf := bufpool.Get(len(p)/2 + 64)
+		defer bufpool.Put(buf)
+		if err := c.deflate.comp.Compress(buf, p); err != nil {
+			return err
+		}
+		payload, rsv = *buf, wire.Rsv1
+	}
+	if err := c.writeMessage(ctx, wire.Opcode(typ), rsv, payload); err != nil {
+		return err
+	}
+	c.stats.messagesOut.Add(1)
+	c.stats.bytesOut.Add(int64(len(p)))
+	return nil
+}
+
+// writeMessage writes a message's payload as frames of at most FragmentSize;
+// rsv goes on the first frame only. The caller holds msgSem.
+func (c *conn) writeMessage(ctx context.Context, op wire.Opcode, rsv uint8, p []byte) error {
 	for {
 		n := min(len(p), c.cfg.fragmentSize)
 		fin := n == len(p)
-		if err := c.writeData(ctx, fin, op, p[:n]); err != nil {
+		if err := c.writeData(ctx, fin, op, rsv, p[:n]); err != nil {
 			return err
 		}
 		if fin {
-			break
+			return nil
 		}
-		p, op = p[n:], wire.OpContinuation
+		p, op, rsv = p[n:], wire.OpContinuation, 0
 	}
-	c.stats.messagesOut.Add(1)
-	return nil
 }
 
 // acquire takes a one-slot semaphore, giving up when ctx is done or the
@@ -89,7 +108,7 @@ func (c *conn) acquire(ctx context.Context, sem chan struct{}) error {
 }
 
 // writeData writes one data frame under the frame lock.
-func (c *conn) writeData(ctx context.Context, fin bool, op wire.Opcode, p []byte) error {
+func (c *conn) writeData(ctx context.Context, fin bool, op wire.Opcode, rsv uint8, p []byte) error {
 	if err := c.acquire(ctx, c.frameSem); err != nil {
 		return err
 	}
@@ -97,9 +116,7 @@ func (c *conn) writeData(ctx context.Context, fin bool, op wire.Opcode, p []byte
 	if c.closeSent.Load() || c.isDone() {
 		return c.closedErr()
 	}
-	err := c.writeFrame(ctx, wire.Header{Fin: fin, Opcode: op, Length: int64(len(p))}, p)
-	c.stats.bytesOut.Add(int64(len(p)))
-	return err
+	return c.writeFrame(ctx, wire.Header{Fin: fin, Rsv: rsv, Opcode: op, Length: int64(len(p))}, p)
 }
 
 // writeFrame writes one frame; the caller holds frameSem. A failed write
@@ -223,8 +240,9 @@ func (c *conn) flushPong() {
 }
 
 // Writer returns a writer for one message, sent as fragments as the data
-// comes. Close the writer to finish the message; no other message can be
-// written until then, but control frames can go out between fragments.
+// comes (compressed as it comes when compression is negotiated). Close the
+// writer to finish the message; no other message can be written until then,
+// but control frames can go out between fragments.
 func (c *Conn) Writer(ctx context.Context, typ MessageType) (*MessageWriter, error) {
 	if typ != Text && typ != Binary {
 		return nil, fmt.Errorf("tether: invalid message type %d", typ)
@@ -233,7 +251,12 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (*MessageWriter, err
 		return nil, err
 	}
 	limit := min(c.cfg.fragmentSize, writeBufSize)
-	return &MessageWriter{c: c.conn, ctx: ctx, op: wire.Opcode(typ), buf: bufpool.Get(limit), limit: limit}, nil
+	w := &MessageWriter{c: c.conn, ctx: ctx, op: wire.Opcode(typ), buf: bufpool.Get(limit), limit: limit}
+	if c.deflate != nil {
+		w.rsv = wire.Rsv1
+		w.z = c.deflate.comp.Begin(w.buf)
+	}
+	return w, nil
 }
 
 // MessageWriter streams one message; see Conn.Writer.
@@ -241,19 +264,27 @@ type MessageWriter struct {
 	c      *conn
 	ctx    context.Context
 	op     wire.Opcode
-	buf    *[]byte
-	limit  int // fragment size: the buffer is flushed when it holds this much
+	rsv    uint8
+	buf    *[]byte         // pending payload: plain, or compressed output with z
+	z      *deflate.Stream // compresses into buf
+	limit  int             // fragment size: full fragments leave as soon as they are
+	n      int64           // message bytes written
 	closed bool
 	err    error
 }
 
-// Write buffers p and sends full fragments.
+// Write buffers (or compresses) p and sends full fragments.
 func (w *MessageWriter) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, errors.New("tether: write to a closed message writer")
 	}
 	if w.err != nil {
 		return 0, w.err
+	}
+	w.n += int64(len(p))
+	if w.z != nil {
+		w.z.Write(p)
+		return len(p), w.sendFull()
 	}
 	n := 0
 	for len(p) > 0 {
@@ -280,9 +311,21 @@ func (w *MessageWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// sendFull sends every full fragment of compressed output.
+func (w *MessageWriter) sendFull() error {
+	for len(*w.buf) > w.limit {
+		if err := w.flush(false, (*w.buf)[:w.limit]); err != nil {
+			return err
+		}
+		n := copy(*w.buf, (*w.buf)[w.limit:])
+		*w.buf = (*w.buf)[:n]
+	}
+	return nil
+}
+
 func (w *MessageWriter) flush(fin bool, p []byte) error {
-	w.err = w.c.writeData(w.ctx, fin, w.op, p)
-	w.op = wire.OpContinuation
+	w.err = w.c.writeData(w.ctx, fin, w.op, w.rsv, p)
+	w.op, w.rsv = wire.OpContinuation, 0
 	return w.err
 }
 
@@ -294,6 +337,14 @@ func (w *MessageWriter) Close() error {
 	}
 	w.closed = true
 	err := w.err
+	if w.z != nil {
+		if zerr := w.z.Finish(); err == nil {
+			err = zerr
+			if err == nil {
+				err = w.sendFull()
+			}
+		}
+	}
 	if err == nil {
 		err = w.flush(true, *w.buf)
 	}
@@ -301,6 +352,7 @@ func (w *MessageWriter) Close() error {
 	w.buf = nil
 	if err == nil {
 		w.c.stats.messagesOut.Add(1)
+		w.c.stats.bytesOut.Add(w.n)
 	}
 	<-w.c.msgSem
 	return err
