@@ -127,3 +127,13 @@ func checkDeflateResponse(h http.Header, offer *wire.DeflateParams) (*wire.Defla
 	}
 	return &resp, nil
 }
+
+// Extensions returns the negotiated Sec-WebSocket-Extensions value, such as
+// "permessage-deflate; server_no_context_takeover", or "" without
+// compression.
+func (c *Conn) Extensions() string {
+	if c.deflate == nil {
+		return ""
+	}
+	return c.deflate.params.String()
+}
