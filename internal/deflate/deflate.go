@@ -203,5 +203,6 @@ func (d *Decompressor) Decompress(compressed []byte, limit int64) (*[]byte, erro
 		}
 	}
 	d.hist.add(*out)
+	d.src.Reset(nil) // let go of the pooled input buffer
 	return out, nil
 }
