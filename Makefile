@@ -7,6 +7,7 @@ STATICCHECK_VERSION := v0.8.2
 BIN         := $(CURDIR)/bin
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NODE_PEERS  := interop/peers/node
+BROWSER     := dashboard/browser
 
 .PHONY: test deps lint fuzz bench tether clean
 
@@ -16,14 +17,21 @@ test: deps lint
 	@TETHER_CONFORMANCE_SUMMARY=1 $(GO) test -count=1 -v -run 'TestConformance$$' ./conformance/ 2>/dev/null \
 		| sed -n '/conformance summary/,/^server: /p'
 
-# deps installs the real peers the interop tests talk to, only when missing.
-deps: $(NODE_PEERS)/node_modules/.package-lock.json
+# deps installs the real peers the interop tests talk to, and the browser
+# the dashboard test drives, only when missing.
+deps: $(NODE_PEERS)/node_modules/.package-lock.json $(BROWSER)/node_modules/.package-lock.json
 	@/usr/bin/python3 -c 'import websockets' 2>/dev/null || { \
 		echo "installing python3-websockets"; \
 		$(SUDO) apt-get install -y -q python3-websockets || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q python3-websockets; }; }
+	@[ -x /usr/bin/chromium ] || { \
+		echo "installing chromium"; \
+		$(SUDO) apt-get install -y -q chromium || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }; }
 
 $(NODE_PEERS)/node_modules/.package-lock.json: $(NODE_PEERS)/package-lock.json
 	cd $(NODE_PEERS) && npm ci --no-audit --no-fund
+
+$(BROWSER)/node_modules/.package-lock.json: $(BROWSER)/package-lock.json
+	cd $(BROWSER) && npm ci --no-audit --no-fund
 
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -35,12 +43,7 @@ lint: $(BIN)/staticcheck
 
 # fuzz runs every fuzz target for FUZZTIME each.
 fuzz:
-	@for pkg in $$($(GO) list ./...); do \
-		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-			echo "== $$pkg $$t"; \
-			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
-		done; \
-	done
+	FUZZTIME=$(FUZZTIME) GO=$(GO) ./scripts/fuzz.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

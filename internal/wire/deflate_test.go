@@ -110,3 +110,43 @@ func TestCheckDeflateResponse(t *testing.T) {
 		t.Errorf("bare client_max_window_bits lets the server pick a value: %v", err)
 	}
 }
+
+// FuzzParseExtensions: any header parses or fails cleanly; an accepted
+// permessage-deflate offer yields a response the client side accepts.
+func FuzzParseExtensions(f *testing.F) {
+	for _, s := range []string{
+		"permessage-deflate",
+		"permessage-deflate; client_max_window_bits",
+		"permessage-deflate; server_max_window_bits=10; client_max_window_bits=9, permessage-deflate",
+		`permessage-deflate; server_max_window_bits="12"; server_no_context_takeover`,
+		"permessage-deflate; client_max_window_bits=8; client_max_window_bits=9",
+		"x-webkit-deflate-frame; no_context_takeover",
+		"permessage-deflate;;", ",,", "a=b",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		exts, err := ParseExtensions([]string{header})
+		if err != nil {
+			return
+		}
+		resp, ok := NegotiateDeflate(exts, DeflateConfig{MaxWindowBits: 12})
+		if !ok {
+			return
+		}
+		var offer DeflateParams
+		for _, e := range exts {
+			if p, err := ParseDeflate(e, false); err == nil && e.Name == DeflateName {
+				offer = p
+				break
+			}
+		}
+		re, err := ParseExtensions([]string{resp.String()})
+		if err != nil || len(re) != 1 {
+			t.Fatalf("response %q does not parse: %v", resp.String(), err)
+		}
+		if _, err := CheckDeflateResponse(re[0], offer); err != nil {
+			t.Fatalf("offer %q: client rejects the response %q: %v", header, resp.String(), err)
+		}
+	})
+}
