@@ -1,12 +1,11 @@
-// Package serve holds the handlers behind `tether serve`: an echo endpoint, a
-// broadcast endpoint, and a list of the server's live connections for the
-// JSON API. The hub and dashboard packages will take these roles over; until
-// then this is the smallest server that shows Tether working.
+// Package serve holds the handlers behind `tether serve`: an echo endpoint
+// and a broadcast endpoint, with the dashboard (page, JSON API, metrics)
+// mounted beside them. The hub package will take the broadcast role over;
+// until then this is the smallest server that shows Tether working.
 package serve
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"sync"
 	"time"
@@ -18,19 +17,26 @@ import (
 // DESIGN.md Contract 2.
 type Server struct {
 	Options tether.AcceptOptions
+	// Dashboard, when set, is mounted at /: the page, /api/connections and
+	// /metrics (see package dashboard).
+	Dashboard http.Handler
+	// HandshakeFailed, when set, is called with Accept's error for every
+	// failed opening handshake, for the metrics.
+	HandshakeFailed func(error)
 
 	mu    sync.Mutex
 	conns map[*tether.Conn]string // conn -> endpoint path
 	wg    sync.WaitGroup
 }
 
-// Handler returns the routes: /echo, /broadcast, /api/connections and /.
+// Handler returns the routes: /echo, /broadcast and the dashboard.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/echo", s.echo)
 	mux.HandleFunc("/broadcast", s.broadcast)
-	mux.HandleFunc("GET /api/connections", s.apiConnections)
-	mux.HandleFunc("GET /{$}", s.index)
+	if s.Dashboard != nil {
+		mux.Handle("/", s.Dashboard)
+	}
 	return mux
 }
 
@@ -38,6 +44,9 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) *tether.Conn {
 	opts := s.Options
 	c, err := tether.Accept(w, r, &opts)
 	if err != nil {
+		if s.HandshakeFailed != nil {
+			s.HandshakeFailed(err)
+		}
 		return nil
 	}
 	s.mu.Lock()
@@ -137,15 +146,4 @@ func (s *Server) Shutdown(ctx context.Context, code tether.StatusCode, reason st
 			c.CloseNow()
 		}
 	}
-}
-
-func (s *Server) apiConnections(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	list := make([]tether.ConnInfo, 0, len(s.conns))
-	for c := range s.conns {
-		list = append(list, c.Info())
-	}
-	s.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(list)
 }

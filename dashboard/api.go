@@ -1,0 +1,153 @@
+package dashboard
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tetherws/tether"
+)
+
+// connJSON is one object of /api/connections: the registry's snapshot with
+// the field names of DESIGN.md Contract 2, plus "node" in cluster mode.
+type connJSON struct {
+	tether.ConnInfo
+	Node string `json:"node,omitempty"`
+}
+
+// connDetail is /api/connections/{id}: the connection and its recent
+// keepalive events, oldest first.
+type connDetail struct {
+	connJSON
+	History []event `json:"history"`
+}
+
+// stateMsg is what the page shows: a connection list, keepalive events and
+// the connection count over time. The feed sends a "hello" with every
+// connection's history, then an "update" with what happened since at every
+// tick; /api/state answers a hello without the type, for polling.
+type stateMsg struct {
+	Type        string             `json:"type,omitempty"`
+	Time        time.Time          `json:"time"`
+	Total       int                `json:"total"`             // live connections matching the filter
+	Connections []connJSON         `json:"connections"`       // the oldest maxShown of them
+	History     map[string][]event `json:"history,omitempty"` // hello: per shown connection
+	Events      []event            `json:"events,omitempty"`  // update: since the last message
+	Series      []sample           `json:"series"`            // connection count, once a second
+	EventsLost  uint64             `json:"events_lost"`       // registry events the dashboard missed
+	Tick        float64            `json:"tick_seconds"`      // how often updates come
+}
+
+// filter selects connections by the query parameters role, path and state.
+type filter struct{ role, path, state string }
+
+func filterFrom(q url.Values) filter {
+	return filter{role: q.Get("role"), path: q.Get("path"), state: q.Get("state")}
+}
+
+// match reports whether ci passes: role and state must be equal; path may
+// be the connection's path (or URL) with or without its query.
+func (f filter) match(ci *tether.ConnInfo) bool {
+	if f.role != "" && f.role != ci.Role || f.state != "" && f.state != ci.State {
+		return false
+	}
+	if f.path != "" && f.path != ci.Path {
+		p, _, _ := strings.Cut(ci.Path, "?")
+		return f.path == p
+	}
+	return true
+}
+
+func (h *Handler) conn(ci tether.ConnInfo) connJSON { return connJSON{ConnInfo: ci, Node: h.node} }
+
+func (h *Handler) listConnections(w http.ResponseWriter, r *http.Request) {
+	f := filterFrom(r.URL.Query())
+	out := []connJSON{}
+	for _, ci := range h.state.read() {
+		if f.match(&ci) {
+			out = append(out, h.conn(ci))
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) getConnection(w http.ResponseWriter, r *http.Request) {
+	info, hist, ok := h.state.connection(r.PathValue("id"))
+	if !ok {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no live connection with this id"})
+		return
+	}
+	if hist == nil {
+		hist = []event{}
+	}
+	writeJSON(w, http.StatusOK, connDetail{connJSON: h.conn(info), History: hist})
+}
+
+func (h *Handler) getState(w http.ResponseWriter, r *http.Request) {
+	msg, _ := h.message("", filterFrom(r.URL.Query()), 0)
+	writeJSON(w, http.StatusOK, msg)
+}
+
+// message builds a hello (kind "hello" or "") or, when kind is "update", the
+// changes since event seq: the current list, the events after seq and the
+// samples after the last one the client has. A client that fell more than
+// maxEvents behind gets a hello instead. It returns the seq to pass next time.
+func (h *Handler) message(kind string, f filter, seq uint64) (stateMsg, uint64) {
+	s := h.state
+	var fresh []tether.ConnInfo
+	if kind != "update" {
+		fresh = s.read() // updates follow the ticks, a hello is read now
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fresh != nil {
+		s.merge(fresh, time.Now())
+	}
+	msg := stateMsg{Type: kind, Time: time.Now().UTC(), EventsLost: s.lost, Tick: tickEvery.Seconds()}
+	shown := map[string]bool{}
+	msg.Connections = []connJSON{}
+	for i := range s.list {
+		ci := &s.list[i]
+		if !f.match(ci) {
+			continue
+		}
+		msg.Total++
+		if len(msg.Connections) < maxShown {
+			msg.Connections = append(msg.Connections, h.conn(*ci))
+			shown[ci.ID] = true
+		}
+	}
+	if kind == "update" && len(s.events) > 0 && s.events[0].seq > seq+1 {
+		kind, msg.Type = "hello", "hello" // fell behind: start over
+	}
+	if kind != "update" {
+		msg.History = map[string][]event{}
+		for id := range shown {
+			if t := s.conns[id]; t != nil {
+				msg.History[id] = t.history()
+			}
+		}
+		msg.Series = append([]sample{}, s.series...)
+		return msg, s.seq
+	}
+	for _, e := range s.events {
+		// Events of closed connections go too: the page keeps the lane of
+		// one that timed out for a while, red marks and all.
+		if e.seq > seq && (shown[e.Conn] || s.conns[e.Conn] == nil) {
+			msg.Events = append(msg.Events, e)
+		}
+	}
+	if n := len(s.series); n > 0 {
+		msg.Series = []sample{s.series[n-1]} // the page keeps the ones it has
+	}
+	return msg, s.seq
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
