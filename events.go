@@ -39,8 +39,12 @@ type Event struct {
 	ConnID string
 	Time   time.Time
 	RTT    time.Duration // EventPong
-	Code   StatusCode    // EventClose
-	Reason string        // EventClose
+	Code      StatusCode // EventClose
+	Reason    string     // EventClose
+	Initiator string     // EventClose: "local" or "peer"
+	// Info is the connection's snapshot, on EventOpen and EventClose (the
+	// final counters).
+	Info *ConnInfo
 	// Dropped is how many events this subscriber lost, because it was slow,
 	// just before this one.
 	Dropped uint64

@@ -120,7 +120,10 @@ func (r *Registry) add(c *conn) {
 	if c.role.String() == "client" {
 		r.addEndpoint(c)
 	}
-	r.publish(Event{Kind: EventOpen, ConnID: c.id, Time: c.openedAt})
+	if r.hasSubscribers() {
+		info := c.info()
+		r.publish(Event{Kind: EventOpen, ConnID: c.id, Time: c.openedAt, Info: &info})
+	}
 }
 
 func (r *Registry) remove(c *conn, ce *CloseError) {
@@ -136,7 +139,16 @@ func (r *Registry) remove(c *conn, ce *CloseError) {
 	if c.role.String() == "client" {
 		r.removeEndpoint(c)
 	}
-	r.publish(Event{Kind: EventClose, ConnID: c.id, Time: c.cfg.clock.Now(), Code: ce.Code, Reason: ce.Reason})
+	if r.hasSubscribers() {
+		info := c.info()
+		r.publish(Event{Kind: EventClose, ConnID: c.id, Time: c.cfg.clock.Now(), Code: ce.Code, Reason: ce.Reason,
+			Initiator: ce.Initiator, Info: &info})
+	}
+}
+
+func (r *Registry) hasSubscribers() bool {
+	p := r.subs.Load()
+	return p != nil && len(*p) > 0
 }
 
 // endpointKey is scheme://host/path of a client URL: connections with the

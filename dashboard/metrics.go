@@ -14,7 +14,7 @@ import (
 	"github.com/tetherws/tether"
 )
 
-// initiatorUnknown labels closes until registry events say which side
+// initiatorUnknown labels a close whose event does not say which side
 // closed first.
 const initiatorUnknown = "unknown"
 
@@ -41,7 +41,7 @@ func newMetrics() *Metrics {
 		}, []string{"role"}),
 		closes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tether_connection_closes_total",
-			Help: "Connections closed, by close code and by the side that closed first (unknown until the library reports it).",
+			Help: "Connections closed, by close code and by the side that closed first (local or peer).",
 		}, []string{"code", "initiator"}),
 		handshakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tether_handshake_failures_total",

@@ -201,7 +201,11 @@ func (s *state) apply(e tether.Event) {
 	case tether.EventClose:
 		ev.Code, ev.Reason = int(e.Code), e.Reason
 		s.forget(e.ConnID, ev.Time)
-		s.m.closes.WithLabelValues(codeLabel(e.Code), initiatorUnknown).Inc()
+		initiator := e.Initiator
+		if initiator == "" {
+			initiator = initiatorUnknown
+		}
+		s.m.closes.WithLabelValues(codeLabel(e.Code), initiator).Inc()
 	}
 	s.append(ev)
 }
