@@ -20,6 +20,9 @@ test: deps lint
 # deps installs the real peers the interop tests talk to, and the browser
 # the dashboard test drives, only when missing.
 deps: $(NODE_PEERS)/node_modules/.package-lock.json $(BROWSER)/node_modules/.package-lock.json
+	@command -v rsvg-convert >/dev/null || { \
+		echo "installing librsvg2-bin (rsvg-convert, for the diagnose SVG test)"; \
+		$(SUDO) apt-get install -y -q librsvg2-bin || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q librsvg2-bin; }; }
 	@/usr/bin/python3 -c 'import websockets' 2>/dev/null || { \
 		echo "installing python3-websockets"; \
 		$(SUDO) apt-get install -y -q python3-websockets || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q python3-websockets; }; }

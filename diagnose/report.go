@@ -1,0 +1,331 @@
+package diagnose
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"time"
+)
+
+// Report is the analysis of one or more logs. Its JSON form is Contract 4 of
+// DESIGN.md (`tether diagnose --json`); the fields after the contract's are
+// extensions.
+type Report struct {
+	Streams  []Stream  `json:"streams"`
+	Findings []Finding `json:"findings"`
+	Lines    Counts    `json:"lines"`
+	// Unattributed counts unlabeled keepalive pings that fit no stream's
+	// rhythm, and peer pings among several unlabeled streams.
+	Unattributed     int `json:"unattributed_pings"`
+	UnattributedPeer int `json:"unattributed_peer_pings"`
+	timed            bool
+}
+
+// Stream is the keepalive traffic of one connection.
+type Stream struct {
+	Conn     string         `json:"conn"` // "" when the lines carry no ID
+	Labeled  bool           `json:"labeled"`
+	Source   string         `json:"source"` // "tether" or "python-websockets"
+	Role     string         `json:"role"`   // "client", "server" or "" when unknown
+	Pings    int            `json:"pings"`
+	Pongs    int            `json:"pongs"`
+	Timeouts int            `json:"timeouts"`
+	Interval *IntervalStats `json:"interval_s"` // null without timestamps
+	RTT      *RTTStats      `json:"rtt_ms"`     // null without timestamps
+	First    *string        `json:"first"`      // RFC 3339; null without timestamps
+	Last     *string        `json:"last"`
+
+	Name       string   `json:"name"`       // Conn, or "unlabeled #N"
+	Unanswered int      `json:"unanswered"` // pings with no pong, not timed out, not the last
+	PeerPings  int      `json:"peer_pings"` // pings the peer sent
+	Logger     string   `json:"logger,omitempty"`
+	Thread     string   `json:"thread,omitempty"`
+	Remote     string   `json:"remote,omitempty"`
+	Endpoint   string   `json:"endpoint,omitempty"`
+	Declared   *float64 `json:"declared_interval_s,omitempty"` // Tether's interval attribute
+
+	marks     []Mark
+	pingLines []int32
+	rtts      []float64 // ms, in time order
+	pingTimes []int64
+	firstLine int32
+	ctx       int
+}
+
+// IntervalStats are the gaps between a stream's pings, in seconds.
+type IntervalStats struct {
+	Median float64 `json:"median"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+}
+
+// RTTStats are a stream's ping-to-pong round trips, in milliseconds.
+type RTTStats struct {
+	Median float64 `json:"median"`
+	Max    float64 `json:"max"`
+}
+
+// MarkKind says what a timeline mark is.
+type MarkKind uint8
+
+// The marks of a stream's timeline.
+const (
+	MarkPing       MarkKind = iota // a keepalive ping, answered
+	MarkPong                       // its pong
+	MarkUnanswered                 // a ping never answered
+	MarkTimeout                    // a keepalive timeout
+	MarkPeerPing                   // a ping the peer sent
+)
+
+// Mark is one event on a stream's timeline. At is Unix nanoseconds, or the
+// line number when the log has no timestamps.
+type Mark struct {
+	At   int64
+	Kind MarkKind
+	// From is the ping's time for a pong or timeout, so a timeline can join
+	// them; 0 otherwise.
+	From int64
+}
+
+// Marks returns the stream's events in time order, for a timeline.
+func (s *Stream) Marks() []Mark { return s.marks }
+
+// Timed reports whether the report's times are clock times; without
+// timestamps, marks are placed by line number.
+func (r *Report) Timed() bool { return r.timed }
+
+// Report analyzes what was fed so far.
+func (a *Analyzer) Report() *Report {
+	rep := &Report{Lines: a.counts, Streams: []Stream{}, Findings: []Finding{}}
+	for ci, c := range a.ctxs {
+		for _, s := range a.streams(c, rep) {
+			s.ctx = ci
+			rep.Streams = append(rep.Streams, s)
+		}
+	}
+	sort.SliceStable(rep.Streams, func(i, j int) bool { return rep.Streams[i].firstLine < rep.Streams[j].firstLine })
+	n := 0
+	for i := range rep.Streams {
+		s := &rep.Streams[i]
+		if s.Labeled {
+			s.Name = s.Conn
+		} else {
+			n++
+			s.Name = fmt.Sprintf("unlabeled #%d", n)
+		}
+		if s.Interval != nil || s.RTT != nil || s.First != nil {
+			rep.timed = true
+		}
+	}
+	rep.Findings = findings(a, rep)
+	return rep
+}
+
+// streams turns one context into streams: all of it for a labeled
+// connection, the inferred connections for unlabeled lines.
+func (a *Analyzer) streams(c *context, rep *Report) []Stream {
+	if c.labeled {
+		all := make([]int, len(c.pings))
+		for i := range all {
+			all[i] = i
+		}
+		s := c.stream(all, c.peer)
+		s.Labeled, s.Conn = true, c.key.conn
+		if len(c.endpoints) > 0 {
+			s.Endpoint = c.endpoints[0]
+		}
+		if c.declared > 0 {
+			d := round(float64(c.declared)/1e9, 3)
+			s.Declared = &d
+		}
+		return []Stream{s}
+	}
+	timed := len(c.pings) > 0 && c.untimed == 0
+	var out []Stream
+	switch {
+	case len(c.pings) == 0 && len(c.peer) > 0:
+		// Only the peer's pings: split them by their cadence.
+		for _, g := range linkMarks(c.peer, c.untimed == 0) {
+			peer := make([]mark, len(g))
+			for i, k := range g {
+				peer[i] = c.peer[k]
+			}
+			out = append(out, c.stream(nil, peer))
+		}
+		return out
+	case len(c.pings) == 0:
+		return nil
+	}
+	var groups [][]int
+	if timed {
+		in := linkInput{ts: make([]float64, len(c.pings)), timedOut: make([]bool, len(c.pings))}
+		for i, p := range c.pings {
+			in.ts[i], in.timedOut[i] = float64(p.t)/1e9, p.timedOut
+		}
+		for _, m := range c.opens {
+			in.opens = append(in.opens, float64(m.t)/1e9)
+		}
+		var loose []int
+		groups, loose = linkTimes(in, defaultLink)
+		rep.Unattributed += len(loose)
+	} else {
+		groups = linkOrdinal(c)
+	}
+	peer := c.peer
+	if len(groups) > 1 {
+		rep.UnattributedPeer += len(c.peer)
+		peer = nil
+	}
+	for _, g := range groups {
+		sort.Ints(g)
+		out = append(out, c.stream(g, peer))
+	}
+	// Timeouts that matched no ping go to the stream last heard before them.
+	for _, m := range c.timeouts {
+		best := -1
+		for i := range out {
+			if out[i].firstLine < m.line && (best < 0 || lastPingLine(&out[i]) > lastPingLine(&out[best])) {
+				best = i
+			}
+		}
+		if best >= 0 {
+			out[best].Timeouts++
+			out[best].marks = append(out[best].marks, Mark{At: at(m.t, m.line, m.hasTime), Kind: MarkTimeout})
+		}
+	}
+	return out
+}
+
+func lastPingLine(s *Stream) int32 {
+	if len(s.pingLines) == 0 {
+		return 0
+	}
+	return s.pingLines[len(s.pingLines)-1]
+}
+
+// linkMarks splits marks (the peer's pings) by cadence when they have times.
+func linkMarks(ms []mark, timed bool) [][]int {
+	all := make([]int, len(ms))
+	for i := range all {
+		all[i] = i
+	}
+	if !timed {
+		return [][]int{all}
+	}
+	in := linkInput{ts: make([]float64, len(ms)), timedOut: make([]bool, len(ms))}
+	for i, m := range ms {
+		in.ts[i] = float64(m.t) / 1e9
+	}
+	groups, loose := linkTimes(in, defaultLink)
+	if len(loose) > 0 && len(groups) > 0 {
+		groups[0] = append(groups[0], loose...)
+	}
+	return groups
+}
+
+// at is a mark's position: its time, or its line without timestamps.
+func at(t int64, line int32, hasTime bool) int64 {
+	if hasTime {
+		return t
+	}
+	return int64(line)
+}
+
+// stream computes a stream's figures from some of a context's pings (indices,
+// in log order) and peer pings.
+func (c *context) stream(idx []int, peer []mark) Stream {
+	s := Stream{Source: c.key.src.String(), Role: c.role, Logger: c.key.logger, Thread: c.key.thread,
+		Remote: c.remote, PeerPings: len(peer), firstLine: math.MaxInt32}
+	var first, last int64
+	timed := true
+	seen := func(t int64, line int32, hasTime bool) {
+		s.firstLine = min(s.firstLine, line)
+		if !hasTime {
+			timed = false
+			return
+		}
+		if first == 0 || t < first {
+			first = t
+		}
+		last = max(last, t)
+	}
+	var gaps []float64
+	var rtts []float64
+	var prev int64
+	for i, k := range idx {
+		p := c.pings[k]
+		seen(p.t, p.line, p.hasTime)
+		s.Pings++
+		s.pingLines = append(s.pingLines, p.line)
+		s.pingTimes = append(s.pingTimes, p.t)
+		pos := at(p.t, p.line, p.hasTime)
+		if p.hasTime && i > 0 && prev != 0 {
+			gaps = append(gaps, float64(p.t-prev)/1e9)
+		}
+		prev = p.t
+		switch {
+		case p.pong:
+			s.Pongs++
+			s.marks = append(s.marks, Mark{At: pos, Kind: MarkPing})
+			s.marks = append(s.marks, Mark{At: at(p.pongT, p.pongLine, p.hasTime), Kind: MarkPong, From: pos})
+			if p.hasTime && p.pongT >= p.t {
+				rtts = append(rtts, float64(p.pongT-p.t)/1e6)
+				seen(p.pongT, p.pongLine, true)
+			}
+		case p.timedOut:
+			s.Timeouts++
+			s.marks = append(s.marks, Mark{At: pos, Kind: MarkUnanswered})
+			s.marks = append(s.marks, Mark{At: at(p.timeoutT, p.line, p.hasTime), Kind: MarkTimeout, From: pos})
+			if p.hasTime {
+				seen(p.timeoutT, p.line, true)
+			}
+		default:
+			if i < len(idx)-1 {
+				s.Unanswered++
+			}
+			s.marks = append(s.marks, Mark{At: pos, Kind: MarkUnanswered})
+		}
+	}
+	for _, m := range peer {
+		seen(m.t, m.line, m.hasTime)
+		s.marks = append(s.marks, Mark{At: at(m.t, m.line, m.hasTime), Kind: MarkPeerPing})
+	}
+	sort.SliceStable(s.marks, func(i, j int) bool { return s.marks[i].At < s.marks[j].At })
+	s.rtts = rtts
+	if timed && len(gaps) > 0 {
+		s.Interval = &IntervalStats{Median: round(medianF(gaps), 3), Min: round(minF(gaps), 3), Max: round(maxF(gaps), 3)}
+	}
+	if timed && len(rtts) > 0 {
+		s.RTT = &RTTStats{Median: round(medianF(rtts), 3), Max: round(maxF(rtts), 3)}
+	}
+	if timed && first != 0 {
+		f, l := stamp(first), stamp(last)
+		s.First, s.Last = &f, &l
+	}
+	return s
+}
+
+func stamp(ns int64) string {
+	return time.Unix(0, ns).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+func round(v float64, places int) float64 {
+	p := math.Pow(10, float64(places))
+	return math.Round(v*p) / p
+}
+
+func minF(v []float64) float64 {
+	m := v[0]
+	for _, x := range v[1:] {
+		m = math.Min(m, x)
+	}
+	return m
+}
+
+func maxF(v []float64) float64 {
+	m := v[0]
+	for _, x := range v[1:] {
+		m = math.Max(m, x)
+	}
+	return m
+}

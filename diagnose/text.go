@@ -1,0 +1,143 @@
+package diagnose
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteJSON writes the report as one JSON object (Contract 4 of DESIGN.md).
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteText writes the report for a person: one line per stream, then the
+// findings with what to do about each.
+func (r *Report) WriteText(w io.Writer) error {
+	ew := &errWriter{w: w}
+	c := r.Lines
+	fmt.Fprintf(ew, "%d lines: %d keepalive and connection lines, %d other lines of known sources, %d skipped\n",
+		c.Lines, c.Keepalive, c.Parsed-c.Keepalive, c.Skipped)
+	if len(r.Streams) == 0 {
+		fmt.Fprintln(ew, "\nNo keepalive traffic found: diagnose reads Tether's records and python-websockets' debug lines (enable DEBUG for the \"websockets\" logger).")
+	} else {
+		fmt.Fprintf(ew, "\n%d stream%s:\n", len(r.Streams), plurals(len(r.Streams)))
+		tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  STREAM\tSOURCE\tROLE\tPINGS\tPONGS\tTIMEOUTS\tINTERVAL\tRTT\tWHERE")
+		for i := range r.Streams {
+			s := &r.Streams[i]
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", s.Name, s.Source, dash(s.Role),
+				s.Pings, s.Pongs, s.Timeouts, intervalText(s), rttText(s), whereText(s))
+		}
+		tw.Flush()
+	}
+	if r.Unattributed > 0 || r.UnattributedPeer > 0 {
+		fmt.Fprintf(ew, "  (%d unlabeled pings fit no stream; %d pings from peers could not be given to one)\n", r.Unattributed, r.UnattributedPeer)
+	}
+	if len(r.Findings) == 0 {
+		fmt.Fprintln(ew, "\nNo findings: every stream pings at one interval and every ping was answered.")
+		return ew.err
+	}
+	fmt.Fprintf(ew, "\n%d finding%s:\n", len(r.Findings), plurals(len(r.Findings)))
+	for _, f := range r.Findings {
+		fmt.Fprintf(ew, "\n  %s %s\n", strings.ToUpper(f.Severity), f.Kind)
+		wrap(ew, f.Message, "    ", 100)
+		wrap(ew, "What to do: "+f.Advice, "    ", 100)
+	}
+	return ew.err
+}
+
+func intervalText(s *Stream) string {
+	if s.Interval == nil {
+		if s.Pings > 0 && s.First == nil {
+			return "no times"
+		}
+		return "-"
+	}
+	iv := s.Interval
+	t := fmt.Sprintf("%.3fs (%.3f-%.3f)", iv.Median, iv.Min, iv.Max)
+	if s.Declared != nil && *s.Declared > 0 && (iv.Median > *s.Declared*1.15 || iv.Median < *s.Declared*0.85) {
+		t += fmt.Sprintf(" set %gs", *s.Declared)
+	}
+	return t
+}
+
+func rttText(s *Stream) string {
+	if s.RTT == nil {
+		return "-"
+	}
+	return millis(s.RTT.Median) + " / " + millis(s.RTT.Max)
+}
+
+func whereText(s *Stream) string {
+	var parts []string
+	if s.Endpoint != "" {
+		parts = append(parts, s.Endpoint)
+	} else if s.Remote != "" {
+		parts = append(parts, s.Remote)
+	}
+	if s.Logger != "" {
+		parts = append(parts, "logger "+s.Logger)
+	}
+	if s.Thread != "" && s.Thread != "MainThread" {
+		parts = append(parts, "thread "+s.Thread)
+	}
+	if s.PeerPings > 0 {
+		parts = append(parts, fmt.Sprintf("%d peer pings", s.PeerPings))
+	}
+	if s.Unanswered > 0 {
+		parts = append(parts, fmt.Sprintf("%d unanswered", s.Unanswered))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// millis prints a round trip; 0 is below the log's clock resolution.
+func millis(v float64) string {
+	if v == 0 {
+		return "<1 ms"
+	}
+	return fmt.Sprintf("%.1f ms", v)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// wrap writes text in lines of at most width characters, each indented.
+func wrap(w io.Writer, text, indent string, width int) {
+	line := indent
+	for _, word := range strings.Fields(text) {
+		if len(line) > len(indent) && len(line)+1+len(word) > width {
+			fmt.Fprintln(w, line)
+			line = indent
+		}
+		if len(line) > len(indent) {
+			line += " "
+		}
+		line += word
+	}
+	if len(line) > len(indent) {
+		fmt.Fprintln(w, line)
+	}
+}
+
+// errWriter keeps the first write error.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return len(p), nil
+	}
+	_, e.err = e.w.Write(p)
+	return len(p), nil
+}
