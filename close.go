@@ -59,6 +59,7 @@ func (c *Conn) CloseNow() error { return c.closeNow() }
 
 func (c *conn) closeNow() error {
 	c.finish(&CloseError{Code: StatusAbnormal, Reason: "closed without handshake", Initiator: "local"})
+	c.aborting.Wait() // a keepalive timeout's close frame may be on its way
 	err := c.nc.Close()
 	<-c.readDone
 	return err
@@ -173,14 +174,26 @@ func (c *conn) fail(err error) {
 // abort ends the connection at once after sending a close frame on a short
 // deadline, for a peer presumed dead: no waiting for its close frame.
 //
-// The close frame goes out before anyone is woken, so an application that
-// reacts to the error by closing the socket cannot cut it off.
+// The end is recorded first, so every waiter gets this code and reason; the
+// close frame goes out next, and closeNow waits for that attempt, so an
+// application that reacts to the error by closing the socket cannot cut the
+// frame off.
 func (c *conn) abort(code StatusCode, reason string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	c.nc.SetWriteDeadline(time.Now().Add(250 * time.Millisecond))
-	c.sendClose(ctx, code, reason)
-	cancel()
+	c.aborting.Add(1)
+	defer c.aborting.Done()
 	c.finish(&CloseError{Code: code, Reason: reason, Initiator: "local", Sent: &CloseFrame{code, reason}})
+	// A writer stuck in the middle of a frame on a full socket leaves no
+	// room for a close frame: then closing the socket is all that is left,
+	// and it frees the writer at once.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	err := c.acquireAlways(ctx, c.frameSem)
+	cancel()
+	if err == nil {
+		<-c.frameSem
+		ctx, cancel = context.WithTimeout(context.Background(), 250*time.Millisecond)
+		c.sendClose(ctx, code, reason)
+		cancel()
+	}
 	c.nc.Close()
 }
 

@@ -30,7 +30,7 @@ type conn struct {
 	id          string
 	role        wire.Role
 	nc          net.Conn
-	br          *bufio.Reader
+	br          *connReader
 	cfg         config
 	log         *slog.Logger
 	subprotocol string
@@ -67,6 +67,7 @@ type conn struct {
 	done      chan struct{} // closed by finish
 	err       *CloseError   // set before done is closed
 	finishMu  sync.Once
+	aborting  sync.WaitGroup // an abort is sending its close frame
 	readDone  chan struct{}
 
 	stats connStats
@@ -84,9 +85,6 @@ type connStats struct {
 // newConn wraps an upgraded net.Conn. br holds bytes already read past the
 // handshake; it may be nil.
 func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subprotocol, path string) *Conn {
-	if br == nil {
-		br = bufio.NewReaderSize(nc, 4096)
-	}
 	id := cfg.id
 	if id == "" {
 		id = uuid.Must(uuid.NewV7()).String()
@@ -95,7 +93,7 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 		id:          id,
 		role:        role,
 		nc:          nc,
-		br:          br,
+		br:          newConnReader(nc, br),
 		cfg:         cfg,
 		subprotocol: subprotocol,
 		path:        path,

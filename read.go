@@ -94,6 +94,7 @@ func (r *messageReader) release() {
 // to the queue, answers pings, settles pongs and runs the closing handshake.
 func (c *conn) readLoop() {
 	defer close(c.readDone)
+	defer c.br.close()
 	var (
 		cur        *[]byte // message being assembled
 		typ        MessageType

@@ -123,12 +123,7 @@ func (c *conn) writeData(ctx context.Context, fin bool, op wire.Opcode, rsv uint
 // leaves the stream corrupt, so it ends the connection.
 func (c *conn) writeFrame(ctx context.Context, h wire.Header, p []byte) error {
 	if ctx.Done() != nil {
-		if dl, ok := ctx.Deadline(); ok {
-			c.nc.SetWriteDeadline(dl)
-			defer c.nc.SetWriteDeadline(time.Time{})
-		}
-		stop := context.AfterFunc(ctx, func() { c.nc.SetWriteDeadline(aLongTimeAgo) })
-		defer stop()
+		defer c.bindDeadline(ctx)()
 	}
 	if c.role == wire.Client {
 		h.Masked = true
@@ -148,6 +143,31 @@ func (c *conn) writeFrame(ctx context.Context, h wire.Header, p []byte) error {
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
+
+// bindDeadline makes the socket's write deadline follow ctx for one frame:
+// its deadline, and an immediate deadline when it is cancelled. The returned
+// function undoes it, after waiting for a cancellation already in progress,
+// so no deadline outlives the frame and poisons the next write.
+func (c *conn) bindDeadline(ctx context.Context) func() {
+	dl, hasDL := ctx.Deadline()
+	if hasDL {
+		c.nc.SetWriteDeadline(dl)
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		c.nc.SetWriteDeadline(aLongTimeAgo)
+		close(fired)
+	})
+	return func() {
+		if !stop() {
+			<-fired
+			hasDL = true
+		}
+		if hasDL {
+			c.nc.SetWriteDeadline(time.Time{})
+		}
+	}
+}
 
 func (c *conn) writeRaw(h wire.Header, p []byte) error {
 	bp := bufpool.Get(writeBufSize)

@@ -1,0 +1,175 @@
+package tether
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+
+	"github.com/tetherws/tether/internal/bufpool"
+)
+
+// readBufSize is the read buffer a connection borrows while bytes arrive.
+const readBufSize = 4096
+
+// connReader is a connection's read buffer. On a plain TCP connection it
+// holds no memory while the connection waits: it borrows a pooled buffer only
+// when the socket has data (the read happens inside RawConn.Read's callback,
+// which parks on the runtime's poller until the socket is readable) and
+// returns it as soon as every byte in it has been consumed. An idle
+// connection therefore keeps no read buffer, as epoll-based designs do,
+// without a goroutine of its own for polling. Connections without a raw file
+// descriptor (TLS, pipes) keep one buffer for their lifetime.
+type connReader struct {
+	nc   net.Conn
+	rc   syscall.RawConn
+	buf  *[]byte
+	r, w int
+}
+
+func newConnReader(nc net.Conn, early *bufio.Reader) *connReader {
+	b := &connReader{nc: nc}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			b.rc = rc
+		}
+	}
+	if early != nil && early.Buffered() > 0 {
+		// Bytes read past the handshake (a client that sent a frame at once).
+		n := early.Buffered()
+		b.buf = bufpool.Get(max(n, readBufSize))
+		*b.buf = (*b.buf)[:cap(*b.buf)]
+		io.ReadFull(early, (*b.buf)[:n])
+		b.w = n
+	}
+	return b
+}
+
+func (b *connReader) buffered() int { return b.w - b.r }
+
+// release gives the buffer back once it holds nothing unread.
+func (b *connReader) release() {
+	if b.r == b.w && b.buf != nil && b.rc != nil {
+		bufpool.Put(b.buf)
+		b.buf, b.r, b.w = nil, 0, 0
+	}
+}
+
+// fill reads at least one more byte into the buffer.
+func (b *connReader) fill() error {
+	if b.buf == nil && b.rc != nil {
+		return b.fillIdle()
+	}
+	if b.buf == nil {
+		b.buf = bufpool.Get(readBufSize)
+		*b.buf = (*b.buf)[:cap(*b.buf)]
+	}
+	if b.r > 0 { // make room at the end
+		n := copy(*b.buf, (*b.buf)[b.r:b.w])
+		b.r, b.w = 0, n
+	}
+	n, err := b.nc.Read((*b.buf)[b.w:])
+	b.w += n
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// fillIdle waits for the socket to become readable without holding a
+// buffer, then reads into a borrowed one.
+func (b *connReader) fillIdle() error {
+	var (
+		n    int
+		rerr error
+	)
+	err := b.rc.Read(func(fd uintptr) bool {
+		bp := bufpool.Get(readBufSize)
+		p := (*bp)[:cap(*bp)]
+		for {
+			n, rerr = syscall.Read(int(fd), p)
+			if rerr != syscall.EINTR {
+				break
+			}
+		}
+		if rerr == syscall.EAGAIN {
+			bufpool.Put(bp)
+			return false // park until readable
+		}
+		b.buf = bp
+		*b.buf = p
+		return true
+	})
+	if err != nil {
+		b.dropEmpty()
+		return err
+	}
+	if rerr != nil {
+		b.dropEmpty()
+		return &net.OpError{Op: "read", Net: "tcp", Source: b.nc.LocalAddr(), Addr: b.nc.RemoteAddr(), Err: rerr}
+	}
+	if n <= 0 {
+		b.dropEmpty()
+		return io.EOF
+	}
+	b.r, b.w = 0, n
+	return nil
+}
+
+func (b *connReader) dropEmpty() {
+	if b.buf != nil && b.r == b.w {
+		bufpool.Put(b.buf)
+		b.buf, b.r, b.w = nil, 0, 0
+	}
+}
+
+// Peek returns the next n bytes (n <= readBufSize) without consuming them.
+func (b *connReader) Peek(n int) ([]byte, error) {
+	for b.buffered() < n {
+		if err := b.fill(); err != nil {
+			if errors.Is(err, io.EOF) && b.buffered() > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return (*b.buf)[b.r : b.r+n], nil
+}
+
+// Discard consumes n buffered bytes.
+func (b *connReader) Discard(n int) {
+	b.r += n
+	b.release()
+}
+
+// Read reads what is buffered, or reads large requests straight from the
+// connection (the middle of a big payload), or fills the buffer first.
+func (b *connReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if b.buffered() == 0 {
+		if len(p) >= readBufSize {
+			return b.nc.Read(p)
+		}
+		if err := b.fill(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, (*b.buf)[b.r:b.w])
+	b.r += n
+	b.release()
+	return n, nil
+}
+
+// close returns the buffer for good.
+func (b *connReader) close() {
+	if b.buf != nil {
+		bufpool.Put(b.buf)
+		b.buf, b.r, b.w = nil, 0, 0
+	}
+}
