@@ -35,13 +35,13 @@ func (k EventKind) String() string {
 
 // Event is one thing that happened to a registered connection.
 type Event struct {
-	Kind   EventKind
-	ConnID string
-	Time   time.Time
-	RTT    time.Duration // EventPong
-	Code      StatusCode // EventClose
-	Reason    string     // EventClose
-	Initiator string     // EventClose: "local" or "peer"
+	Kind      EventKind
+	ConnID    string
+	Time      time.Time
+	RTT       time.Duration // EventPong
+	Code      StatusCode    // EventClose
+	Reason    string        // EventClose
+	Initiator string        // EventClose: "local" or "peer"
 	// Info is the connection's snapshot, on EventOpen and EventClose (the
 	// final counters).
 	Info *ConnInfo
