@@ -24,7 +24,7 @@ type Registry struct {
 	subsMu sync.Mutex
 
 	epMu      sync.Mutex
-	endpoints map[string]map[*conn]struct{} // client connections by endpoint
+	endpoints map[string]*endpoint // client connections by endpoint
 	// Logger receives the registry's own warnings (duplicate connections);
 	// nil means slog.Default().
 	Logger *slog.Logger
@@ -49,7 +49,7 @@ var NoRegistry = &Registry{disabled: true}
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	r := &Registry{seed: maphash.MakeSeed(), endpoints: map[string]map[*conn]struct{}{}}
+	r := &Registry{seed: maphash.MakeSeed(), endpoints: map[string]*endpoint{}}
 	for i := range r.shards {
 		r.shards[i].m = map[string]*conn{}
 	}
@@ -161,39 +161,49 @@ func endpointKey(raw string) string {
 	return u.Scheme + "://" + strings.ToLower(hostPort(u)) + u.EscapedPath()
 }
 
+// endpoint tracks the live client connections to one endpoint.
+type endpoint struct {
+	conns    map[*conn]struct{}
+	settings map[[2]time.Duration]int // connections per (interval, timeout)
+}
+
+// maxWarnConns caps how many connections one warning lists.
+const maxWarnConns = 10
+
 // addEndpoint records a client connection and warns when it joins live
 // connections to the same endpoint: the python-websockets report's
 // situation, where several client instances with different keepalive
-// settings share one logger.
+// settings share one logger. To stay cheap and readable with thousands of
+// connections, it warns for each of the first few duplicates, then when the
+// count reaches a power of two, and whenever a new keepalive setting appears.
 func (r *Registry) addEndpoint(c *conn) {
 	key := endpointKey(c.path)
+	ka := [2]time.Duration{c.pingIntervalOrZero(), c.pingTimeoutOrZero()}
 	r.epMu.Lock()
-	set := r.endpoints[key]
-	if set == nil {
-		set = map[*conn]struct{}{}
-		r.endpoints[key] = set
+	ep := r.endpoints[key]
+	if ep == nil {
+		ep = &endpoint{conns: map[*conn]struct{}{}, settings: map[[2]time.Duration]int{}}
+		r.endpoints[key] = ep
 	}
-	set[c] = struct{}{}
+	ep.conns[c] = struct{}{}
+	ep.settings[ka]++
+	n, mixed := len(ep.conns), len(ep.settings) > 1
+	newSetting := ep.settings[ka] == 1 && n > 1
+	warn := n >= 2 && (!c.cfg.fanOut || mixed) && (n <= 4 || n&(n-1) == 0 || newSetting)
 	var peers []*conn
-	if len(set) > 1 {
-		for p := range set {
+	if warn {
+		for p := range ep.conns {
 			peers = append(peers, p)
 		}
 	}
 	r.epMu.Unlock()
-	if len(peers) < 2 {
+	if !warn {
 		return
 	}
-	sameKeepalive := true
-	for _, p := range peers {
-		if p.cfg.pingInterval != c.cfg.pingInterval || p.cfg.pingTimeout != c.cfg.pingTimeout {
-			sameKeepalive = false
-		}
-	}
-	if c.cfg.fanOut && sameKeepalive {
-		return // deliberate fan-out with one configuration
-	}
 	sortConns(peers)
+	if len(peers) > maxWarnConns { // keep the newest, which includes c
+		peers = peers[len(peers)-maxWarnConns:]
+	}
 	ids := make([]string, len(peers))
 	intervals := make([]string, len(peers))
 	sites := make([]string, len(peers))
@@ -201,22 +211,28 @@ func (r *Registry) addEndpoint(c *conn) {
 		ids[i], intervals[i], sites[i] = p.id, p.pingIntervalOrZero().String(), p.callSite
 	}
 	msg := "several client connections to one endpoint"
-	if !sameKeepalive {
+	if mixed {
 		msg = "client connections to one endpoint with different keepalive settings"
 	}
-	r.logger().Warn(msg, "endpoint", key, "conns", ids, "ping_intervals", intervals, "call_sites", sites,
+	r.logger().Warn(msg, "endpoint", key, "count", n, "conns", ids, "ping_intervals", intervals, "call_sites", sites,
 		"hint", "share one connection or one set of DialOptions, or set DialOptions.FanOut for deliberate fan-out")
 }
 
 func (r *Registry) removeEndpoint(c *conn) {
 	key := endpointKey(c.path)
+	ka := [2]time.Duration{c.pingIntervalOrZero(), c.pingTimeoutOrZero()}
 	r.epMu.Lock()
 	defer r.epMu.Unlock()
-	if set := r.endpoints[key]; set != nil {
-		delete(set, c)
-		if len(set) == 0 {
-			delete(r.endpoints, key)
-		}
+	ep := r.endpoints[key]
+	if ep == nil {
+		return
+	}
+	delete(ep.conns, c)
+	if ep.settings[ka]--; ep.settings[ka] <= 0 {
+		delete(ep.settings, ka)
+	}
+	if len(ep.conns) == 0 {
+		delete(r.endpoints, key)
 	}
 }
 
