@@ -63,6 +63,9 @@ func (o *ConnOptions) deflateConfig() (wire.DeflateConfig, bool) {
 	if bits < 8 || bits > 15 {
 		bits = DefaultCompressionWindowBits
 	}
+	// zlib cannot compress raw deflate with an 8-bit window (madler/zlib#171),
+	// so asking a python-websockets peer for 8 fails its handshake: ask for 9.
+	bits = max(bits, 9)
 	return wire.DeflateConfig{NoContextTakeover: mode == CompressionNoContextTakeover, MaxWindowBits: bits}, true
 }
 
@@ -70,7 +73,7 @@ func (o *ConnOptions) deflateConfig() (wire.DeflateConfig, bool) {
 // Our compressor uses context takeover only when we asked for it and the peer
 // did not forbid it; our decompressor keeps history whenever the peer may use
 // it.
-func newCompression(p wire.DeflateParams, role wire.Role, mode CompressionMode) *compression {
+func newCompression(p wire.DeflateParams, role wire.Role, mode CompressionMode, maxBits int) *compression {
 	sendBits, sendNoCtx := p.ServerMaxWindowBits, p.ServerNoContextTakeover
 	recvBits, recvNoCtx := p.ClientMaxWindowBits, p.ClientNoContextTakeover
 	if role == wire.Client {
@@ -79,6 +82,9 @@ func newCompression(p wire.DeflateParams, role wire.Role, mode CompressionMode) 
 	}
 	if sendBits <= 0 {
 		sendBits = 15
+	}
+	if maxBits >= 8 && maxBits < sendBits {
+		sendBits = maxBits // a compressor may always use less window than allowed
 	}
 	if recvBits <= 0 {
 		recvBits = 15

@@ -108,7 +108,7 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 	}
 	c.rules.Role = role
 	if cfg.deflate != nil {
-		c.deflate = newCompression(*cfg.deflate, role, cfg.compressMode)
+		c.deflate = newCompression(*cfg.deflate, role, cfg.compressMode, cfg.windowBits)
 		c.rules.AllowRsv1 = true
 	}
 	c.mr.c = c

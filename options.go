@@ -61,7 +61,9 @@ type ConnOptions struct {
 	CompressionMode CompressionMode
 	// CompressionWindowBits (8-15, default 15) caps the LZ77 window either
 	// side may use where the negotiation lets us: smaller windows cost less
-	// memory per connection with context takeover.
+	// memory per connection with context takeover. Tether compresses with at
+	// most this window; it asks peers for at least 9 bits, since zlib-based
+	// peers cannot compress with 8.
 	CompressionWindowBits int
 	// CompressionThreshold is the size below which messages go out
 	// uncompressed. Default 128 bytes; negative compresses everything.
@@ -126,6 +128,7 @@ type config struct {
 	fanOut       bool
 	callSite     string
 	compressMode CompressionMode
+	windowBits   int
 	threshold    int
 	deflate      *wire.DeflateParams // negotiated, nil without compression
 }
@@ -148,6 +151,7 @@ func (o *ConnOptions) config() config {
 		clock:        o.Clock,
 		registry:     o.Registry,
 		compressMode: o.CompressionMode,
+		windowBits:   o.CompressionWindowBits,
 		threshold:    o.CompressionThreshold,
 	}
 	if c.threshold == 0 {

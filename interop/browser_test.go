@@ -126,7 +126,7 @@ func TestBrowserCompress(t *testing.T) {
 
 	// node and the chromium it starts share a process group, killed as a
 	// whole if they outlive the deadline.
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	var stdout, stderr syncBuffer
 	cmd := exec.CommandContext(ctx, node, append([]string{"run.mjs", "http" + strings.TrimPrefix(ts.url, "ws")}, names...)...)

@@ -37,7 +37,7 @@ stdout, one line per event, flushed:
                               bytes (UTF-8 for text), SHA256HEX the hash of those bytes
   closed CODE REASON          a connection ended: the peer's close code and reason
   error MESSAGE               (client) a connection failed; the exit status will be 1
-The client gives up after $PEER_TIMEOUT seconds (default 60).
+The client gives up on a connection after $PEER_TIMEOUT seconds (default 60).
 """
 import argparse
 import asyncio
@@ -142,10 +142,13 @@ async def serve(flags):
         await asyncio.Future()  # serve until killed
 
 
-async def exchange(url, flags, messages):
+async def exchange(url, flags, messages, timeout):
     """One connection: returns True if it went well."""
     try:
-        ws = await websockets.connect(url, max_size=None, ping_interval=None, **client_kwargs(flags))
+        ws = await websockets.connect(
+            url, max_size=None, ping_interval=None, open_timeout=timeout, close_timeout=timeout,
+            **client_kwargs(flags),
+        )
     except Exception as e:
         out("error", (type(e).__name__ + ": " + str(e)).replace("\n", " "))
         return False
@@ -180,11 +183,15 @@ def script(url, flags, lines):
     return conns
 
 
-async def client(url, flags):
+async def client(url, flags, timeout):
     lines = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readlines)
     ok = True
     for conn in script(url, flags, lines):
-        ok = await exchange(*conn) and ok
+        try:
+            ok = await asyncio.wait_for(exchange(*conn, timeout), timeout) and ok
+        except asyncio.TimeoutError:
+            out("error timeout")
+            ok = False
     return ok
 
 
@@ -201,9 +208,7 @@ def main():
         return 2
     try:
         timeout = float(os.environ.get("PEER_TIMEOUT", "60"))
-        return 0 if asyncio.run(asyncio.wait_for(client(argv[1], argv[2:]), timeout)) else 1
-    except asyncio.TimeoutError:
-        out("error timeout")
+        return 0 if asyncio.run(client(argv[1], argv[2:], timeout)) else 1
     except Exception as e:  # report every failure the same way
         out("error", (type(e).__name__ + ": " + str(e)).replace("\n", " "))
     return 1

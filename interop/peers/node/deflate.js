@@ -34,7 +34,7 @@
 //                             in bytes, SHA256HEX the hash of those bytes
 //   closed CODE REASON        a connection ended: the peer's close code and reason
 //   error MESSAGE             (client) a connection failed; the exit status will be 1
-// The client gives up after $PEER_TIMEOUT seconds (default 60).
+// The client gives up on a connection after $PEER_TIMEOUT seconds (default 60).
 'use strict';
 const crypto = require('crypto');
 const http = require('http');
@@ -106,8 +106,9 @@ function server(flags) {
   hs.listen(0, '127.0.0.1', () => out('listening', hs.address().port));
 }
 
-// exchange runs one connection and resolves to true if it went well.
-async function exchange(url, flags, messages) {
+// exchange runs one connection and resolves to true if it went well; it
+// gives up after timeout ms.
+async function exchange(url, flags, messages, timeout) {
   let ws;
   const inbox = [];
   let waiter = null;
@@ -121,6 +122,12 @@ async function exchange(url, flags, messages) {
   const next = () => (inbox.length ? Promise.resolve(inbox.shift()) : new Promise((r) => { waiter = r; }));
   let ext = '';
   let closed;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    push({ closed: true });
+    if (ws) ws.terminate();
+  }, timeout);
   try {
     ws = new WebSocket(url, { perMessageDeflate: pmdOptions(flags), maxPayload: 64 << 20 });
     ws.on('upgrade', (res) => { ext = res.headers['sec-websocket-extensions'] || ''; });
@@ -134,7 +141,8 @@ async function exchange(url, flags, messages) {
       ws.once('error', reject);
     });
   } catch (err) {
-    out('error', String(err.message || err).replace(/\n/g, ' '));
+    clearTimeout(timer);
+    out('error', timedOut ? 'timeout' : String(err.message || err).replace(/\n/g, ' '));
     return false;
   }
   ws.on('error', () => {}); // a 'close' event follows and reports it
@@ -147,6 +155,11 @@ async function exchange(url, flags, messages) {
   }
   ws.close(1000, 'bye');
   const [code, reason] = await closed;
+  clearTimeout(timer);
+  if (timedOut) {
+    out('error timeout');
+    return false;
+  }
   out('closed', code, reason);
   return code === 1000;
 }
@@ -157,7 +170,7 @@ async function readStdin() {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-async function client(url, flags) {
+async function client(url, flags, timeout) {
   const conns = [{ url, flags, messages: [] }];
   for (const line of (await readStdin()).split('\n')) {
     if (!line.trim()) continue;
@@ -168,7 +181,7 @@ async function client(url, flags) {
     else throw new Error(`bad line ${line.slice(0, 80)}`);
   }
   let ok = true;
-  for (const c of conns) ok = (await exchange(c.url, c.flags, c.messages)) && ok;
+  for (const c of conns) ok = (await exchange(c.url, c.flags, c.messages, timeout)) && ok;
   return ok;
 }
 
@@ -188,11 +201,7 @@ function main() {
     process.exit(2);
   }
   const timeout = Number(process.env.PEER_TIMEOUT || '60') * 1000;
-  setTimeout(() => {
-    out('error timeout');
-    process.exit(1);
-  }, timeout).unref();
-  client(rest[0], rest.slice(1)).then(
+  client(rest[0], rest.slice(1), timeout).then(
     (ok) => process.exit(ok ? 0 : 1),
     (err) => {
       out('error', String(err && err.message ? err.message : err).replace(/\n/g, ' '));
