@@ -26,6 +26,12 @@ type connReader struct {
 	rc   syscall.RawConn
 	buf  *[]byte
 	r, w int
+
+	// readFn is b.readIdle bound once, so waiting allocates nothing; it
+	// leaves its results in n and rerr.
+	readFn func(fd uintptr) bool
+	n      int
+	rerr   error
 }
 
 func newConnReader(nc net.Conn, early *bufio.Reader) *connReader {
@@ -33,6 +39,7 @@ func newConnReader(nc net.Conn, early *bufio.Reader) *connReader {
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			b.rc = rc
+			b.readFn = b.readIdle
 		}
 	}
 	if early != nil && early.Buffered() > 0 {
@@ -83,41 +90,41 @@ func (b *connReader) fill() error {
 // fillIdle waits for the socket to become readable without holding a
 // buffer, then reads into a borrowed one.
 func (b *connReader) fillIdle() error {
-	var (
-		n    int
-		rerr error
-	)
-	err := b.rc.Read(func(fd uintptr) bool {
-		bp := bufpool.Get(readBufSize)
-		p := (*bp)[:cap(*bp)]
-		for {
-			n, rerr = syscall.Read(int(fd), p)
-			if rerr != syscall.EINTR {
-				break
-			}
-		}
-		if rerr == syscall.EAGAIN {
-			bufpool.Put(bp)
-			return false // park until readable
-		}
-		b.buf = bp
-		*b.buf = p
-		return true
-	})
-	if err != nil {
+	b.n, b.rerr = 0, nil
+	if err := b.rc.Read(b.readFn); err != nil {
 		b.dropEmpty()
 		return err
 	}
-	if rerr != nil {
+	if b.rerr != nil {
 		b.dropEmpty()
-		return &net.OpError{Op: "read", Net: "tcp", Source: b.nc.LocalAddr(), Addr: b.nc.RemoteAddr(), Err: rerr}
+		return &net.OpError{Op: "read", Net: "tcp", Source: b.nc.LocalAddr(), Addr: b.nc.RemoteAddr(), Err: b.rerr}
 	}
-	if n <= 0 {
+	if b.n <= 0 {
 		b.dropEmpty()
 		return io.EOF
 	}
-	b.r, b.w = 0, n
+	b.r, b.w = 0, b.n
 	return nil
+}
+
+// readIdle is RawConn.Read's callback: it reads into a borrowed buffer, or
+// returns false to park until the socket is readable.
+func (b *connReader) readIdle(fd uintptr) bool {
+	bp := bufpool.Get(readBufSize)
+	p := (*bp)[:cap(*bp)]
+	for {
+		b.n, b.rerr = syscall.Read(int(fd), p)
+		if b.rerr != syscall.EINTR {
+			break
+		}
+	}
+	if b.rerr == syscall.EAGAIN {
+		bufpool.Put(bp)
+		return false
+	}
+	b.buf = bp
+	*b.buf = p
+	return true
 }
 
 func (b *connReader) dropEmpty() {
