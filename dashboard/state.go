@@ -200,6 +200,11 @@ func (s *state) apply(e tether.Event) {
 		t.remember(ev, s.history)
 	case tether.EventClose:
 		ev.Code, ev.Reason = int(e.Code), e.Reason
+		if t := s.conns[e.ConnID]; t != nil && e.Info != nil {
+			t.info = *e.Info // the final counters, not the last poll's
+		} else if t == nil && e.Info != nil {
+			s.conns[e.ConnID] = &track{info: *e.Info}
+		}
 		s.forget(e.ConnID, ev.Time)
 		initiator := e.Initiator
 		if initiator == "" {
