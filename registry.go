@@ -129,8 +129,11 @@ func (r *Registry) add(c *conn) {
 func (r *Registry) remove(c *conn, ce *CloseError) {
 	s := r.shard(c.id)
 	s.mu.Lock()
-	_, ok := s.m[c.id]
-	delete(s.m, c.id)
+	cur, ok := s.m[c.id]
+	ok = ok && cur == c // a redial reusing the ID may have registered since
+	if ok {
+		delete(s.m, c.id)
+	}
 	s.mu.Unlock()
 	if !ok {
 		return

@@ -88,7 +88,9 @@ func runServeToken(ctx context.Context, addr, token string, opts tether.ConnOpti
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	hs.Shutdown(sctx) // stops listening; hijacked connections are ours to close
-	s.Shutdown(sctx, tether.StatusGoingAway, "server shutting down")
+	if err := s.Shutdown(sctx, tether.StatusGoingAway, "server shutting down"); err != nil {
+		opts.Logger.Warn("shutdown deadline passed", "error", err)
+	}
 	dash.Close() // its page feeds get 1001 too
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

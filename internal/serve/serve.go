@@ -1,20 +1,23 @@
 // Package serve holds the handlers behind `tether serve`: an echo endpoint
-// and a broadcast endpoint, with the dashboard (page, JSON API, metrics)
-// mounted beside them. The hub package will take the broadcast role over;
-// until then this is the smallest server that shows Tether working.
+// and a broadcast endpoint (a hub room), with the dashboard (page, JSON API,
+// metrics) mounted beside them, and the graceful shutdown of all of it.
 package serve
 
 import (
 	"context"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/tetherws/tether"
+	"github.com/tetherws/tether/hub"
 )
 
-// Server tracks the connections it accepted and serves the endpoints of
-// DESIGN.md Contract 2.
+// broadcastRoom is the hub room of the /broadcast endpoint.
+const broadcastRoom = "broadcast"
+
+// Server serves the endpoints of DESIGN.md Contract 2. Its connections
+// register in Options.Registry; nil gives the server a registry of its own,
+// so that Shutdown closes this server's connections and no others.
 type Server struct {
 	Options tether.AcceptOptions
 	// Dashboard, when set, is mounted at /: the page, /api/connections and
@@ -23,14 +26,37 @@ type Server struct {
 	// HandshakeFailed, when set, is called with Accept's error for every
 	// failed opening handshake, for the metrics.
 	HandshakeFailed func(error)
+	// Broadcast configures the hub behind /broadcast: its queue per
+	// connection and its slow-consumer policy (default: close with 1013).
+	Broadcast hub.Options
 
-	mu    sync.Mutex
-	conns map[*tether.Conn]string // conn -> endpoint path
-	wg    sync.WaitGroup
+	once sync.Once
+	hub  *hub.Hub
+
+	mu       sync.Mutex
+	closing  bool
+	code     tether.StatusCode // of the shutdown, for connections accepted during it
+	reason   string
+	handlers sync.WaitGroup
+}
+
+func (s *Server) init() {
+	s.once.Do(func() {
+		if s.Options.Registry == nil {
+			s.Options.Registry = tether.NewRegistry()
+			s.Options.Registry.Logger = s.Options.Logger
+		}
+		bo := s.Broadcast
+		if bo.Logger == nil {
+			bo.Logger = s.Options.Logger
+		}
+		s.hub = hub.New(&bo)
+	})
 }
 
 // Handler returns the routes: /echo, /broadcast and the dashboard.
 func (s *Server) Handler() http.Handler {
+	s.init()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/echo", s.echo)
 	mux.HandleFunc("/broadcast", s.broadcast)
@@ -40,31 +66,42 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
+// accept upgrades the request unless the server is shutting down. The
+// caller must call forget with the connection when done.
 func (s *Server) accept(w http.ResponseWriter, r *http.Request) *tether.Conn {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return nil
+	}
+	s.handlers.Add(1)
+	s.mu.Unlock()
 	opts := s.Options
 	c, err := tether.Accept(w, r, &opts)
 	if err != nil {
 		if s.HandshakeFailed != nil {
 			s.HandshakeFailed(err)
 		}
+		s.handlers.Done()
 		return nil
 	}
+	// Shutdown sets closing before it looks at the registry, where c is
+	// already listed: either it saw c, or c sees closing here.
 	s.mu.Lock()
-	if s.conns == nil {
-		s.conns = map[*tether.Conn]string{}
-	}
-	s.conns[c] = r.URL.Path
-	s.wg.Add(1)
+	closing, code, reason := s.closing, s.code, s.reason
 	s.mu.Unlock()
+	if closing {
+		c.Close(code, reason)
+		s.forget(c)
+		return nil
+	}
 	return c
 }
 
 func (s *Server) forget(c *tether.Conn) {
 	c.CloseNow()
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	s.wg.Done()
+	s.handlers.Done()
 }
 
 // echo sends every message back unchanged, with its type.
@@ -87,63 +124,59 @@ func (s *Server) echo(w http.ResponseWriter, r *http.Request) {
 }
 
 // broadcast sends every message to every connection on /broadcast, the
-// sender included.
+// sender included, through the hub: the message is encoded once, and a
+// connection that does not keep up is handled by the hub's policy instead
+// of slowing the others.
 func (s *Server) broadcast(w http.ResponseWriter, r *http.Request) {
 	c := s.accept(w, r)
 	if c == nil {
 		return
 	}
 	defer s.forget(c)
+	if err := s.hub.Join(broadcastRoom, c); err != nil {
+		return
+	}
 	ctx := context.Background()
 	for {
 		typ, p, err := c.Read(ctx)
 		if err != nil {
 			return
 		}
-		for _, peer := range s.peers("/broadcast") {
-			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			peer.Write(wctx, typ, p) // a slow or dead peer fails alone
-			cancel()
-		}
+		s.hub.Broadcast(broadcastRoom, typ, p)
 	}
 }
 
-func (s *Server) peers(path string) []*tether.Conn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*tether.Conn
-	for c, p := range s.conns {
-		if p == path {
-			out = append(out, c)
-		}
-	}
-	return out
+// Hub returns the hub behind /broadcast, for its statistics.
+func (s *Server) Hub() *hub.Hub {
+	s.init()
+	return s.hub
 }
 
-// Shutdown closes every connection with code and reason, in parallel, and
-// waits for their handlers to return or ctx to end.
-func (s *Server) Shutdown(ctx context.Context, code tether.StatusCode, reason string) {
+// Shutdown closes every connection of the server with code and reason
+// through Registry.Shutdown: all in parallel, waiting for the closing
+// handshakes until ctx ends, then dropping the rest. Requests that arrive
+// meanwhile are refused (503), and a connection accepted while it runs is
+// closed at once. It returns when every handler has returned, and
+// Registry.Shutdown's error, if any. Stop the listener first.
+func (s *Server) Shutdown(ctx context.Context, code tether.StatusCode, reason string) error {
+	s.init()
 	s.mu.Lock()
-	conns := make([]*tether.Conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
+	s.closing, s.code, s.reason = true, code, reason
 	s.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, c := range conns {
-		wg.Go(func() { c.Close(code, reason) })
-	}
+	err := s.Options.Registry.Shutdown(ctx, code, reason)
 	done := make(chan struct{})
 	go func() {
-		wg.Wait()
-		s.wg.Wait()
+		s.handlers.Wait()
 		close(done)
 	}()
 	select {
 	case <-done:
 	case <-ctx.Done():
-		for _, c := range conns {
-			c.CloseNow()
-		}
+		// A connection accepted during the shutdown may still be in its
+		// closing handshake: drop it.
+		s.Options.Registry.Shutdown(ctx, code, reason)
+		<-done
 	}
+	s.hub.Close()
+	return err
 }

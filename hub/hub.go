@@ -1,0 +1,376 @@
+// Package hub fans messages out to many server connections. Connections join
+// rooms; Broadcast sends one message to every member of a room, encoded
+// (and compressed) once as a tether.PreparedMessage and queued for each
+// connection, so that a slow connection delays nobody but itself.
+//
+// Each connection has a bounded queue and a goroutine that writes it. When a
+// queue is full, an explicit policy applies: close the connection with 1013
+// Try Again Later (CloseSlow, the default), or drop the message for that
+// connection and count it (DropMessages). Nothing is dropped without a
+// trace: Stats counts every message that was not delivered, and the hub logs
+// each slow consumer.
+package hub
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetherws/tether"
+)
+
+// Policy says what happens to a connection whose queue is full.
+type Policy int
+
+const (
+	// CloseSlow closes the connection with 1013 Try Again Later: a client
+	// that cannot keep up reconnects and catches up by other means.
+	CloseSlow Policy = iota
+	// DropMessages drops the message for that connection, counts it, and
+	// keeps the connection.
+	DropMessages
+)
+
+func (p Policy) String() string {
+	if p == DropMessages {
+		return "drop"
+	}
+	return "close"
+}
+
+// Defaults for Options.
+const (
+	DefaultQueue        = 256
+	DefaultWriteTimeout = 10 * time.Second
+)
+
+// SlowReason is the close reason of a connection closed by CloseSlow.
+const SlowReason = "slow consumer"
+
+// ErrClosed is returned by a closed hub.
+var ErrClosed = errors.New("hub: closed")
+
+// Options configure a Hub. The zero value gives the defaults.
+type Options struct {
+	// Queue is how many messages may wait for one connection. Default 256.
+	// The messages are shared between the queues, so memory is bounded by
+	// Queue messages per room, not per connection.
+	Queue int
+	// Policy applies when a connection's queue is full. Default CloseSlow.
+	Policy Policy
+	// WriteTimeout bounds the write of one message to one connection; a
+	// write that takes longer fails the connection. Default 10 s; negative
+	// for none.
+	WriteTimeout time.Duration
+	// Logger receives the records about slow consumers; default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Stats counts what a hub did. Every message Broadcast offered to a member
+// was either Queued or Dropped; every queued message is Sent, Discarded or
+// still Pending.
+type Stats struct {
+	Rooms      int   // rooms with at least one member
+	Conns      int   // connections in at least one room, or still being written to
+	Pending    int   // messages in the queues now
+	Broadcasts int64 // calls to Broadcast
+	Queued     int64 // messages queued for a connection
+	Sent       int64 // messages written
+	Dropped    int64 // messages not queued because a queue was full
+	Discarded  int64 // queued messages never written: their connection ended or failed
+	SlowClosed int64 // connections closed with 1013 by CloseSlow
+}
+
+// Hub holds rooms of server connections. It is safe for concurrent use.
+type Hub struct {
+	queue   int
+	policy  Policy
+	timeout time.Duration
+	log     *slog.Logger
+
+	mu      sync.RWMutex // guards the maps and closed; held (read) by Broadcast
+	rooms   map[string]*group
+	clients map[*tether.Conn]*client
+	closed  bool
+	done    chan struct{} // closed by Close
+	wg      sync.WaitGroup
+
+	broadcasts, queued, sent, dropped, discarded, slowClosed atomic.Int64
+}
+
+// group is the members of one room.
+type group struct {
+	mu      sync.Mutex // serializes broadcasts: every member sees one order
+	members map[*client]struct{}
+}
+
+// client is one connection's queue and writer.
+type client struct {
+	conn     *tether.Conn
+	q        chan *tether.PreparedMessage
+	rooms    map[string]struct{} // guarded by Hub.mu
+	evicted  atomic.Bool
+	dropping atomic.Bool  // in a run of drops, for the log
+	drops    atomic.Int64 // dropped for this connection
+}
+
+// New returns an empty hub.
+func New(opts *Options) *Hub {
+	if opts == nil {
+		opts = &Options{}
+	}
+	h := &Hub{
+		queue:   opts.Queue,
+		policy:  opts.Policy,
+		timeout: opts.WriteTimeout,
+		log:     opts.Logger,
+		rooms:   map[string]*group{},
+		clients: map[*tether.Conn]*client{},
+		done:    make(chan struct{}),
+	}
+	if h.queue <= 0 {
+		h.queue = DefaultQueue
+	}
+	if h.timeout == 0 {
+		h.timeout = DefaultWriteTimeout
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	return h
+}
+
+// Join adds c to room. A connection may be in several rooms; it leaves them
+// all when it ends.
+func (h *Hub) Join(room string, c *tether.Conn) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return ErrClosed
+	}
+	cl := h.clients[c]
+	if cl == nil {
+		cl = &client{conn: c, q: make(chan *tether.PreparedMessage, h.queue), rooms: map[string]struct{}{}}
+		h.clients[c] = cl
+		h.wg.Go(func() { h.writeLoop(cl) })
+	}
+	r := h.rooms[room]
+	if r == nil {
+		r = &group{members: map[*client]struct{}{}}
+		h.rooms[room] = r
+	}
+	r.mu.Lock()
+	r.members[cl] = struct{}{}
+	r.mu.Unlock()
+	cl.rooms[room] = struct{}{}
+	return nil
+}
+
+// Leave takes c out of room. Messages already queued for it are still sent.
+func (h *Hub) Leave(room string, c *tether.Conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if cl := h.clients[c]; cl != nil {
+		h.leaveLocked(room, cl)
+	}
+}
+
+func (h *Hub) leaveLocked(name string, cl *client) {
+	delete(cl.rooms, name)
+	r := h.rooms[name]
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	delete(r.members, cl)
+	empty := len(r.members) == 0
+	r.mu.Unlock()
+	if empty {
+		delete(h.rooms, name)
+	}
+}
+
+// Len returns the number of connections in room.
+func (h *Hub) Len(room string) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	r := h.rooms[room]
+	if r == nil {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.members)
+}
+
+// Broadcast queues a message for every connection in room and returns how
+// many took it. It copies p once and never blocks on a connection: a
+// connection whose queue is full is handled by the policy. Concurrent
+// broadcasts to one room reach every member in the same order.
+func (h *Hub) Broadcast(room string, typ tether.MessageType, p []byte) (int, error) {
+	pm, err := tether.NewPreparedMessage(typ, append([]byte(nil), p...))
+	if err != nil {
+		return 0, err
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.closed {
+		return 0, ErrClosed
+	}
+	h.broadcasts.Add(1)
+	r := h.rooms[room]
+	if r == nil {
+		return 0, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for cl := range r.members {
+		if cl.evicted.Load() {
+			continue
+		}
+		select {
+		case cl.q <- pm:
+			n++
+		default:
+			h.overflow(cl)
+		}
+	}
+	h.queued.Add(int64(n))
+	return n, nil
+}
+
+// overflow applies the policy to a client whose queue is full; the caller
+// holds h.mu (read) and a room lock.
+func (h *Hub) overflow(cl *client) {
+	h.dropped.Add(1)
+	cl.drops.Add(1)
+	if h.policy == DropMessages {
+		if cl.dropping.CompareAndSwap(false, true) {
+			h.log.Warn("slow consumer: dropping messages", h.connAttrs(cl, "queue", h.queue)...)
+		}
+		return
+	}
+	if !cl.evicted.CompareAndSwap(false, true) {
+		return
+	}
+	h.slowClosed.Add(1)
+	h.log.Warn("slow consumer: closing", h.connAttrs(cl, "queue", h.queue, "code", int(tether.StatusTryAgainLater))...)
+	h.wg.Go(func() {
+		h.retire(cl)
+		// The close frame waits for a write in progress; a peer that does
+		// not read gets dropped after CloseTimeout (or the write's timeout).
+		cl.conn.Close(tether.StatusTryAgainLater, SlowReason)
+	})
+}
+
+func (h *Hub) connAttrs(cl *client, kv ...any) []any {
+	remote := ""
+	if a := cl.conn.RemoteAddr(); a != nil {
+		remote = a.String()
+	}
+	return append([]any{"conn", cl.conn.ID(), "role", cl.conn.Role(), "remote", remote, "policy", h.policy.String()}, kv...)
+}
+
+// writeLoop writes cl's queue until its connection ends, it is evicted or
+// the hub closes.
+func (h *Hub) writeLoop(cl *client) {
+	defer h.retire(cl)
+	for {
+		select {
+		case pm := <-cl.q:
+			if cl.evicted.Load() || !h.write(cl, pm) {
+				h.discarded.Add(1)
+				return
+			}
+			h.sent.Add(1)
+			if len(cl.q) == 0 && cl.dropping.CompareAndSwap(true, false) {
+				h.log.Info("slow consumer caught up", h.connAttrs(cl, "dropped", cl.drops.Load())...)
+			}
+		case <-cl.conn.Done():
+			return
+		case <-h.done:
+			return
+		}
+	}
+}
+
+func (h *Hub) write(cl *client, pm *tether.PreparedMessage) bool {
+	ctx := context.Background()
+	if h.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, h.timeout)
+		defer cancel()
+	}
+	return cl.conn.WritePrepared(ctx, pm) == nil
+}
+
+// retire takes cl out of every room and discards, counting them, the
+// messages left in its queue: once it is in no room, nothing more arrives.
+func (h *Hub) retire(cl *client) {
+	h.mu.Lock()
+	for name := range cl.rooms {
+		h.leaveLocked(name, cl)
+	}
+	if h.clients[cl.conn] == cl {
+		delete(h.clients, cl.conn)
+	}
+	h.mu.Unlock()
+	for {
+		select {
+		case <-cl.q:
+			h.discarded.Add(1)
+		default:
+			return
+		}
+	}
+}
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() Stats {
+	h.mu.RLock()
+	s := Stats{Rooms: len(h.rooms), Conns: len(h.clients)}
+	for _, cl := range h.clients {
+		s.Pending += len(cl.q)
+	}
+	h.mu.RUnlock()
+	s.Broadcasts = h.broadcasts.Load()
+	s.Queued = h.queued.Load()
+	s.Sent = h.sent.Load()
+	s.Dropped = h.dropped.Load()
+	s.Discarded = h.discarded.Load()
+	s.SlowClosed = h.slowClosed.Load()
+	return s
+}
+
+// Dropped returns how many messages were not queued for c because its queue
+// was full.
+func (h *Hub) Dropped(c *tether.Conn) int64 {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if cl := h.clients[c]; cl != nil {
+		return cl.drops.Load()
+	}
+	return 0
+}
+
+// Close stops the hub: later calls fail with ErrClosed, the writers stop
+// after the message they are writing, and the messages still queued are
+// discarded (and counted). It leaves the connections open: they belong to
+// their handlers (or to Registry.Shutdown). Close waits for the writers, and
+// for slow consumers being closed, to finish.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	h.closed = true
+	close(h.done)
+	h.mu.Unlock()
+	h.wg.Wait()
+}
