@@ -9,8 +9,10 @@ import (
 	"github.com/tetherws/tether/internal/wire"
 )
 
-// tcpPair returns a client and a server connection over loopback TCP.
-func tcpPair(tb testing.TB) (*Conn, *Conn) {
+// tcpPair returns a client and a server connection over loopback TCP, with
+// keepalive off, no registry, and p as their negotiated compression (nil:
+// none).
+func tcpPair(tb testing.TB, opts ConnOptions, p *wire.DeflateParams) (*Conn, *Conn) {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -27,9 +29,11 @@ func tcpPair(tb testing.TB) (*Conn, *Conn) {
 		tb.Fatal(err)
 	}
 	b := <-accepted
-	opts := ConnOptions{PingInterval: -1}
-	cc := newConn(a, nil, wire.Client, opts.config(), "", "ws://loopback")
-	sc := newConn(b, nil, wire.Server, opts.config(), "", "/")
+	opts.PingInterval, opts.Registry, opts.Logger = -1, NoRegistry, discard
+	ccfg, scfg := opts.config(), opts.config()
+	ccfg.deflate, scfg.deflate = p, p
+	cc := newConn(a, nil, wire.Client, ccfg, "", "ws://loopback")
+	sc := newConn(b, nil, wire.Server, scfg, "", "/")
 	tb.Cleanup(func() {
 		cc.CloseNow()
 		sc.CloseNow()
@@ -62,7 +66,7 @@ func TestSteadyStateAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates on its own")
 	}
-	cc, sc := tcpPair(t)
+	cc, sc := tcpPair(t, ConnOptions{}, nil)
 	msg := make([]byte, 1024)
 	buf := make([]byte, 2048)
 	for _, dir := range []struct {
@@ -80,7 +84,7 @@ func TestSteadyStateAllocs(t *testing.T) {
 func BenchmarkEcho(b *testing.B) {
 	for _, size := range []int{16, 1024, 16 << 10} {
 		b.Run(byteSize(size), func(b *testing.B) {
-			cc, sc := tcpPair(b)
+			cc, sc := tcpPair(b, ConnOptions{}, nil)
 			msg := make([]byte, size)
 			buf := make([]byte, size)
 			b.SetBytes(int64(size))

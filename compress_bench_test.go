@@ -23,34 +23,6 @@ var compressionModes = []struct {
 	{"takeover-9", &wire.DeflateParams{ServerMaxWindowBits: 9, ClientMaxWindowBits: 9}, CompressionContextTakeover},
 }
 
-func benchPair(tb testing.TB, p *wire.DeflateParams, mode CompressionMode) (*Conn, *Conn) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		nc, _ := ln.Accept()
-		accepted <- nc
-	}()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	b := <-accepted
-	opts := ConnOptions{PingInterval: -1, CompressionMode: mode, Registry: NoRegistry, Logger: discard}
-	ccfg, scfg := opts.config(), opts.config()
-	ccfg.deflate, scfg.deflate = p, p
-	cc := newConn(a, nil, wire.Client, ccfg, "", "ws://bench")
-	sc := newConn(b, nil, wire.Server, scfg, "", "/")
-	tb.Cleanup(func() {
-		cc.CloseNow()
-		sc.CloseNow()
-	})
-	return cc, sc
-}
-
 // BenchmarkCompression sends 1 KiB JSON-like messages from server to client
 // and reports throughput and the compression ratio on the wire.
 func BenchmarkCompression(b *testing.B) {
@@ -61,7 +33,7 @@ func BenchmarkCompression(b *testing.B) {
 	}
 	for _, m := range compressionModes {
 		b.Run(m.name, func(b *testing.B) {
-			cc, sc := benchPair(b, m.p, m.mode)
+			cc, sc := tcpPair(b, ConnOptions{CompressionMode: m.mode}, m.p)
 			ctx := context.Background()
 			counter := &countingConn{Conn: sc.nc}
 			sc.nc = counter
@@ -109,7 +81,7 @@ func TestIdleCompressedHeap(t *testing.T) {
 		runtime.ReadMemStats(&before)
 		pairs := make([][2]*Conn, n)
 		for i := range pairs {
-			cc, sc := benchPair(t, m.p, m.mode)
+			cc, sc := tcpPair(t, ConnOptions{CompressionMode: m.mode}, m.p)
 			for range 3 {
 				sc.Write(context.Background(), Text, jsonish(r, 2048))
 				cc.Read(context.Background())

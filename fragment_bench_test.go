@@ -3,10 +3,7 @@ package tether
 import (
 	"context"
 	"io"
-	"net"
 	"testing"
-
-	"github.com/tetherws/tether/internal/wire"
 )
 
 // BenchmarkFragmentSize writes 4 MiB messages split at different fragment
@@ -21,26 +18,7 @@ func BenchmarkFragmentSize(b *testing.B) {
 			name = byteSize(fs)
 		}
 		b.Run(name, func(b *testing.B) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer ln.Close()
-			accepted := make(chan net.Conn, 1)
-			go func() {
-				nc, _ := ln.Accept()
-				accepted <- nc
-			}()
-			a, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				b.Fatal(err)
-			}
-			s := <-accepted
-			opts := ConnOptions{PingInterval: -1, FragmentSize: fs, ReadLimit: 8 << 20}
-			cc := newConn(a, nil, wire.Client, opts.config(), "", "ws://bench")
-			sc := newConn(s, nil, wire.Server, opts.config(), "", "/")
-			defer cc.CloseNow()
-			defer sc.CloseNow()
+			cc, sc := tcpPair(b, ConnOptions{FragmentSize: fs, ReadLimit: 8 << 20, CompressionMode: CompressionDisabled}, nil)
 			msg := make([]byte, size)
 			done := make(chan struct{})
 			go func() {
