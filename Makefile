@@ -9,7 +9,7 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NODE_PEERS  := interop/peers/node
 BROWSER     := dashboard/browser
 
-.PHONY: test deps lint fuzz bench tether clean
+.PHONY: test deps lint fuzz bench bench-full tether clean
 
 test: deps lint
 	$(GO) test -race -count=1 -timeout 15m ./...
@@ -48,10 +48,18 @@ lint: $(BIN)/staticcheck
 fuzz:
 	FUZZTIME=$(FUZZTIME) GO=$(GO) ./scripts/fuzz.sh
 
-bench:
+# bench is the quick round (under 10 minutes): the Go benchmarks, keepalive's
+# cost, then Tether side by side with its peers (bench/, its own module),
+# written to bench/results/latest.md. bench-full is the long comparison.
+bench: $(NODE_PEERS)/node_modules/.package-lock.json
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	@echo "== keepalive cost: 20,000 connections at a 1 s interval, split over processes (20,000 open files per process)"
 	$(GO) run ./internal/cmd/kabench -n 20000 -procs 2 -interval 1s -window 10s
+	@echo "== side by side with the peers (quick): bench/results/latest.md"
+	cd bench && $(GO) run ./cmd/benchrun -profile quick
+
+bench-full: $(NODE_PEERS)/node_modules/.package-lock.json
+	cd bench && $(GO) run ./cmd/benchrun -profile full
 
 tether:
 	$(GO) build -o $(BIN)/tether ./cmd/tether

@@ -1,0 +1,104 @@
+package servers
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/tetherws/tether"
+)
+
+// Tether as its README shows: Accept in a net/http handler, then Read and
+// Write in the handler's goroutine. Logs are discarded (the other libraries
+// log nothing); the connection registry stays on, as by default.
+//
+// Variants: "reader" echoes with Reader and Writer (io.Copy), recycling the
+// message buffers; "noregistry" keeps connections out of the registry.
+func init() { register("tether", newTether) }
+
+func newTether(o Options) (Server, error) {
+	opts := &tether.AcceptOptions{ConnOptions: tether.ConnOptions{
+		PingInterval: -1,
+		PingTimeout:  o.KeepaliveTimeout,
+		ReadLimit:    o.ReadLimit,
+		Logger:       slog.New(slog.DiscardHandler),
+	}}
+	if o.Keepalive > 0 {
+		opts.PingInterval = o.Keepalive
+	}
+	if !o.Compression {
+		opts.CompressionMode = tether.CompressionDisabled
+	}
+	if o.Variant == "noregistry" {
+		opts.Registry = tether.NoRegistry
+	}
+	echo := tetherEcho
+	if o.Variant == "reader" {
+		echo = tetherEchoReader
+	}
+	h := newHub[*tether.Conn]()
+	return mux(func(w http.ResponseWriter, r *http.Request) {
+		c, err := tether.Accept(w, r, opts)
+		if err != nil {
+			return
+		}
+		Conns.Add(1)
+		defer Conns.Add(-1)
+		defer c.CloseNow()
+		echo(r.Context(), c)
+	}, func(w http.ResponseWriter, r *http.Request) {
+		c, err := tether.Accept(w, r, opts)
+		if err != nil {
+			return
+		}
+		Conns.Add(1)
+		defer Conns.Add(-1)
+		defer c.CloseNow()
+		h.add(c)
+		defer h.remove(c)
+		for {
+			typ, msg, err := c.Read(r.Context())
+			if err != nil {
+				return
+			}
+			pm, err := tether.NewPreparedMessage(typ, msg)
+			if err != nil {
+				return
+			}
+			h.each(func(s *tether.Conn) { s.WritePrepared(context.Background(), pm) })
+		}
+	}), nil
+}
+
+func tetherEcho(ctx context.Context, c *tether.Conn) {
+	for {
+		typ, msg, err := c.Read(ctx)
+		if err != nil {
+			return
+		}
+		if err := c.Write(ctx, typ, msg); err != nil {
+			return
+		}
+	}
+}
+
+func tetherEchoReader(ctx context.Context, c *tether.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		typ, r, err := c.Reader(ctx)
+		if err != nil {
+			return
+		}
+		w, err := c.Writer(ctx, typ)
+		if err != nil {
+			return
+		}
+		if _, err := io.CopyBuffer(w, r, buf); err != nil {
+			return
+		}
+		if err := w.Close(); err != nil {
+			return
+		}
+	}
+}
