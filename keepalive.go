@@ -12,13 +12,17 @@ import (
 )
 
 // keepalive is the per-connection keepalive state. It costs one runtime timer,
-// re-armed for each step, not a goroutine.
+// re-armed for each step, not a goroutine. The timer only ever moves later:
+// a pong records itself and the next step looks at it, because pulling a
+// timer earlier makes the runtime rescan its whole timer heap, which with
+// tens of thousands of connections costs more than the pings themselves.
 type keepalive struct {
-	mu      sync.Mutex
-	timer   clock.Timer
-	due     time.Time    // when the timer is meant to fire; earlier fires are stale
-	waiting *pendingPing // the keepalive ping awaiting its pong, if it can time out
-	stopped bool
+	mu       sync.Mutex
+	timer    clock.Timer
+	due      time.Time    // when the timer is meant to fire; earlier fires are stale
+	waiting  *pendingPing // the keepalive ping awaiting its pong, if it can time out
+	lastPing time.Time    // when the last keepalive ping went out
+	stopped  bool
 }
 
 // KeepaliveTimeoutReason is the close reason of a connection whose peer did
@@ -60,34 +64,44 @@ func (c *conn) arm(d time.Duration) {
 	}
 }
 
-// keepaliveFire runs when the timer falls due: the ping timeout expired if a
-// keepalive ping is waiting, otherwise the next ping is due.
+// keepaliveFire runs when the timer falls due. With a ping outstanding it
+// either expires it or waits on; otherwise it sends the next ping when one is
+// due (one interval after the last in fixed mode, one interval of silence in
+// idle mode) or re-arms for then.
 func (c *conn) keepaliveFire() {
-	iv := c.cfg.pingInterval
+	iv, to := c.cfg.pingInterval, c.cfg.pingTimeout
 	c.ka.mu.Lock()
 	now := c.cfg.clock.Now()
 	if c.ka.stopped || now.Before(c.ka.due) {
 		c.ka.mu.Unlock() // stopped, or a stale fire of a timer re-armed since
 		return
 	}
-	if c.ka.waiting != nil {
+	if p := c.ka.waiting; p != nil {
+		if deadline := p.sent.Add(to); now.Before(deadline) {
+			c.arm(deadline.Sub(now)) // the interval came first: keep waiting
+			c.ka.mu.Unlock()
+			return
+		}
 		c.ka.waiting = nil
 		c.ka.stopped = true
 		c.ka.mu.Unlock()
 		c.keepaliveExpired()
 		return
 	}
+	next := c.ka.lastPing.Add(iv)
 	if c.cfg.mode == KeepaliveIdle {
-		if idle := now.Sub(time.Unix(0, c.lastRecv.Load())); idle < iv {
-			c.arm(iv - idle)
-			c.ka.mu.Unlock()
-			return
-		}
+		next = time.Unix(0, c.lastRecv.Load()).Add(iv)
+	}
+	if now.Before(next) && (c.cfg.mode == KeepaliveIdle || !c.ka.lastPing.IsZero()) {
+		c.arm(next.Sub(now))
+		c.ka.mu.Unlock()
+		return
 	}
 	p := c.newPing(true)
-	if c.cfg.pingTimeout > 0 {
+	c.ka.lastPing = p.sent
+	if to > 0 {
 		c.ka.waiting = p
-		c.arm(c.cfg.pingTimeout)
+		c.arm(min(iv, to))
 	} else {
 		c.arm(iv) // keep pinging, never time out
 	}
@@ -105,24 +119,18 @@ func (c *conn) keepaliveFire() {
 }
 
 // keepaliveAnswered is called when keepalive ping p got its pong (or a later
-// pong settled it). In fixed mode the next ping is due one interval after p
-// was sent, so the schedule does not drift by the round-trip time.
+// pong settled it). It only records the answer; the timer, already set for
+// the next step, sees it.
 func (c *conn) keepaliveAnswered(p *pendingPing, now time.Time) {
 	if c.log.Enabled(context.Background(), slog.LevelDebug) {
 		c.log.Debug("received keepalive pong", "rtt", now.Sub(p.sent))
 	}
 	c.publish(Event{Kind: EventPong, Time: now, RTT: now.Sub(p.sent)})
 	c.ka.mu.Lock()
-	defer c.ka.mu.Unlock()
-	if c.ka.waiting != p {
-		return // timeouts off: the next ping is already scheduled
+	if c.ka.waiting == p {
+		c.ka.waiting = nil
 	}
-	c.ka.waiting = nil
-	next := p.sent.Add(c.cfg.pingInterval)
-	if c.cfg.mode == KeepaliveIdle {
-		next = now.Add(c.cfg.pingInterval)
-	}
-	c.arm(next.Sub(now))
+	c.ka.mu.Unlock()
 }
 
 // keepaliveExpired fails the connection: the peer is presumed dead, so the

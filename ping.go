@@ -106,9 +106,9 @@ func (c *conn) handlePong(payload []byte) {
 	c.pingMu.Unlock()
 
 	rtt := now.Sub(settled[i].sent)
-	c.stats.pongsRcvd.Add(1)
-	c.stats.lastPongAt.Store(now.UnixNano())
 	c.stats.rtt.Store(int64(rtt))
+	c.stats.lastPongAt.Store(now.UnixNano())
+	c.stats.pongsRcvd.Add(1) // last: a reader that sees the count sees the RTT
 	for _, p := range settled {
 		if p.done != nil {
 			p.done <- now.Sub(p.sent)
