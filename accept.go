@@ -77,9 +77,17 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		br = brw.Reader // keeps any bytes the client sent early
 	}
 	cfg := opts.config()
-	cfg.callSite = callSite()
+	cfg.callSite = captureSite()
 	cfg.deflate = negotiated
-	return newConn(nc, br, wire.Server, cfg, subprotocol, r.URL.RequestURI()), nil
+	c := newConn(nc, br, wire.Server, cfg, subprotocol, r.URL.RequestURI())
+	if brw != nil {
+		// The connection copied what it needed. net/http keeps this 4 KiB
+		// reader (it is its connection's own) for as long as the handler
+		// runs, which for a WebSocket is the connection's life, and never
+		// touches it after a hijack: let it go.
+		*brw.Reader = bufio.Reader{}
+	}
+	return c, nil
 }
 
 // checkOrigin allows requests without Origin (not from a browser), requests

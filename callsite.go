@@ -4,24 +4,48 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 )
 
-// callSite returns file:line of the first caller outside Tether's library
-// code, so a warning can say where a connection was dialled or accepted.
-// Test files of the module count as callers.
-func callSite() string {
-	var pcs [16]uintptr
-	n := runtime.Callers(3, pcs[:])
-	frames := runtime.CallersFrames(pcs[:n])
-	for {
-		f, more := frames.Next()
-		if !isLibraryFrame(f) {
-			return shortFile(f.File) + ":" + strconv.Itoa(f.Line)
-		}
-		if !more {
-			return "unknown"
-		}
+// site is where a connection was dialled or accepted. Capturing it costs
+// only runtime.Callers; it is turned into file:line the first time a warning,
+// a leak record or a snapshot asks.
+type site struct {
+	pcs  [12]uintptr
+	n    int
+	once sync.Once
+	s    string
+}
+
+// captureSite records the callers of Dial or Accept (skip=3 leaves out
+// runtime.Callers, captureSite and the exported function).
+func captureSite() *site {
+	s := &site{}
+	s.n = runtime.Callers(3, s.pcs[:])
+	return s
+}
+
+// String returns file:line of the first caller outside Tether's library
+// code; test files of the module count as callers.
+func (s *site) String() string {
+	if s == nil {
+		return "unknown"
 	}
+	s.once.Do(func() {
+		s.s = "unknown"
+		frames := runtime.CallersFrames(s.pcs[:s.n])
+		for {
+			f, more := frames.Next()
+			if !isLibraryFrame(f) {
+				s.s = shortFile(f.File) + ":" + strconv.Itoa(f.Line)
+				return
+			}
+			if !more {
+				return
+			}
+		}
+	})
+	return s.s
 }
 
 func isLibraryFrame(f runtime.Frame) bool {

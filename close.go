@@ -227,7 +227,7 @@ func (c *conn) leaked() {
 	if c.isDone() {
 		return
 	}
-	c.log.Error("connection leaked", "call_site", c.callSite,
+	c.log.Error("connection leaked", "call_site", c.callSite.String(),
 		"hint", "the *Conn became unreachable without Close or CloseNow")
 	c.finish(&CloseError{Code: StatusAbnormal, Reason: "connection leaked", Initiator: "local"})
 	c.nc.Close()

@@ -36,7 +36,7 @@ type conn struct {
 	subprotocol string
 	path        string // request path (server) or URL (client)
 	openedAt    time.Time
-	callSite    string // file:line of the Dial or Accept
+	callSite    *site // where Dial or Accept was called
 
 	// compression: nil unless permessage-deflate was negotiated
 	deflate *compression

@@ -49,7 +49,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	if opts == nil {
 		opts = &DialOptions{}
 	}
-	site := callSite()
+	site := captureSite()
 	u, err := parseWSURL(rawURL)
 	if err != nil {
 		return nil, nil, err

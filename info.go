@@ -80,7 +80,7 @@ func (c *conn) info() ConnInfo {
 		PingsSent:     st.pingsSent.Load(),
 		PongsReceived: st.pongsRcvd.Load(),
 		PingTimeouts:  st.timeouts.Load(),
-		CallSite:      c.callSite,
+		CallSite:      c.callSite.String(),
 	}
 	if st.pongsRcvd.Load() > 0 {
 		ms := float64(st.rtt.Load()) / float64(time.Millisecond)

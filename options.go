@@ -126,7 +126,7 @@ type config struct {
 	clock        clock.Clock
 	registry     *Registry
 	fanOut       bool
-	callSite     string
+	callSite     *site
 	compressMode CompressionMode
 	windowBits   int
 	threshold    int

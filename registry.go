@@ -211,7 +211,7 @@ func (r *Registry) addEndpoint(c *conn) {
 	intervals := make([]string, len(peers))
 	sites := make([]string, len(peers))
 	for i, p := range peers {
-		ids[i], intervals[i], sites[i] = p.id, p.pingIntervalOrZero().String(), p.callSite
+		ids[i], intervals[i], sites[i] = p.id, p.pingIntervalOrZero().String(), p.callSite.String()
 	}
 	msg := "several client connections to one endpoint"
 	if mixed {

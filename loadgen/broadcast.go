@@ -45,12 +45,15 @@ func (r *run) broadcast(ctx context.Context) error {
 	}
 	wg.Go(func() { r.drain(pub) })
 
+	// Subscribers join the server's room just after their handshakes: wait
+	// for one broadcast that reaches all of them before measuring anything.
+	r.publish(pub, &cur, true)
 	measured := make(chan struct{})
 	go func() {
 		r.measure(ctx)
 		close(measured)
 	}()
-	r.publish(pub, &cur)
+	r.publish(pub, &cur, false)
 	<-measured
 	r.closeAll(append(subs, pub))
 	wg.Wait()
@@ -63,7 +66,10 @@ type pendingPtr = atomic.Pointer[pending]
 // publish sends one broadcast after another until the window ends: each
 // waits for every subscriber's copy (or Timeout), then a gap (1/Rate, or
 // DefaultBroadcastGap) lets the server settle.
-func (r *run) publish(pub *wsConn, cur *pendingPtr) {
+//
+// With sync set it publishes unmeasured probes until one reaches every
+// subscriber (or Timeout passes), then returns.
+func (r *run) publish(pub *wsConn, cur *pendingPtr, sync bool) {
 	op := wire.OpBinary
 	if r.cfg.Text {
 		op = wire.OpText
@@ -74,8 +80,12 @@ func (r *run) publish(pub *wsConn, cur *pendingPtr) {
 	if r.cfg.Rate > 0 {
 		gap = time.Duration(float64(time.Second) / r.cfg.Rate)
 	}
-	for seq := uint64(1); !r.stopped.Load(); seq++ {
-		measuring := r.measuring.Load()
+	deadline := time.Now().Add(r.cfg.Timeout)
+	for seq := r.nextSeq(); !r.stopped.Load(); seq = r.nextSeq() {
+		if sync && time.Now().After(deadline) {
+			return
+		}
+		measuring := !sync && r.measuring.Load()
 		p := &pending{seq: seq, measured: measuring, want: int64(r.connected), complete: make(chan struct{})}
 		cur.Store(p)
 		sent := time.Now()
@@ -91,6 +101,9 @@ func (r *run) publish(pub *wsConn, cur *pendingPtr) {
 		}
 		select {
 		case <-p.complete:
+			if sync {
+				return
+			}
 			if measuring && r.measuring.Load() {
 				r.toLastMu.Lock()
 				r.toLast = append(r.toLast, time.Duration(p.last.Load()-sent.UnixNano()).Seconds())
@@ -100,7 +113,9 @@ func (r *run) publish(pub *wsConn, cur *pendingPtr) {
 				}
 			}
 		case <-time.After(r.cfg.Timeout):
-			r.errs.add("broadcast: not every subscriber received it")
+			if !sync {
+				r.errs.add("broadcast: not every subscriber received it")
+			}
 		case <-r.stop:
 			return
 		}
@@ -145,3 +160,6 @@ func (r *run) subscribe(i int, c *wsConn, cur *pendingPtr) {
 		}
 	}
 }
+
+// nextSeq numbers broadcasts across the probe and measured phases.
+func (r *run) nextSeq() uint64 { return r.bseq.Add(1) }

@@ -52,6 +52,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 type run struct {
 	cfg     Config
 	targets []*target
+	bseq    atomic.Uint64 // broadcast sequence numbers
 
 	lat       *recorder
 	errs      errorCounts
