@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"strconv"
 	"testing"
 
 	"github.com/tetherws/tether/internal/wire"
@@ -97,20 +98,8 @@ func BenchmarkEcho(b *testing.B) {
 }
 
 func byteSize(n int) string {
-	switch {
-	case n >= 1<<10:
-		return itoa(n>>10) + "KiB"
+	if n >= 1<<10 {
+		return strconv.Itoa(n>>10) + "KiB"
 	}
-	return itoa(n) + "B"
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
+	return strconv.Itoa(n) + "B"
 }

@@ -89,10 +89,12 @@ func (c *conn) info() ConnInfo {
 	return info
 }
 
+// timePtr is unixTime for JSON: nil before the first event, UTC after.
 func timePtr(n int64) *time.Time {
-	if n == 0 {
+	t := unixTime(n)
+	if t.IsZero() {
 		return nil
 	}
-	t := time.Unix(0, n).UTC()
+	t = t.UTC()
 	return &t
 }

@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -249,16 +250,10 @@ func (r *Registry) logger() *slog.Logger {
 // sortConns orders connections by opening time, then ID (UUIDv7 IDs sort by
 // time too).
 func sortConns(cs []*conn) {
-	for i := 1; i < len(cs); i++ {
-		for j := i; j > 0 && connBefore(cs[j], cs[j-1]); j-- {
-			cs[j], cs[j-1] = cs[j-1], cs[j]
+	slices.SortFunc(cs, func(a, b *conn) int {
+		if c := a.openedAt.Compare(b.openedAt); c != 0 {
+			return c
 		}
-	}
-}
-
-func connBefore(a, b *conn) bool {
-	if !a.openedAt.Equal(b.openedAt) {
-		return a.openedAt.Before(b.openedAt)
-	}
-	return a.id < b.id
+		return strings.Compare(a.id, b.id)
+	})
 }
