@@ -86,6 +86,11 @@ type ReconnectOptions struct {
 	// holds. It serves one loop at a time.
 	Outbox *Outbox
 
+	// URL, when set, gives the URL of each attempt, for example with the
+	// position a subscriber resumes from in its query; the url passed to
+	// Reconnect still names the loop in the logs.
+	URL func(attempt int) string
+
 	// random returns a number in [0, 1) for the jitter; tests fix it.
 	random func() float64
 }
@@ -281,7 +286,11 @@ func (r *reconnector) loop(ctx context.Context, yield func(*Conn, error) bool) (
 		if err := r.sleep(ctx, delay); err != nil {
 			return false, fmt.Errorf("tether: reconnect %s: %w", r.safe, err)
 		}
-		c, _, err := Dial(ctx, r.url, &r.opts.DialOptions)
+		u := r.url
+		if f := r.opts.URL; f != nil {
+			u = f(attempt)
+		}
+		c, _, err := Dial(ctx, u, &r.opts.DialOptions)
 		if err == nil {
 			var keep bool
 			if keep, err = r.serve(ctx, c, attempt, yield); !keep {

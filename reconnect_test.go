@@ -9,6 +9,9 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -725,5 +728,44 @@ func ExampleReconnect() {
 			}
 			fmt.Printf("%s\n", msg)
 		}
+	}
+}
+
+// TestReconnectURLPerAttempt: ReconnectOptions.URL picks each attempt's URL.
+func TestReconnectURLPerAttempt(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.URL.RawQuery)
+		mu.Unlock()
+		c, err := Accept(w, r, &AcceptOptions{ConnOptions: ConnOptions{Registry: NoRegistry, Logger: discard}})
+		if err != nil {
+			return
+		}
+		c.Close(StatusServiceRestart, "again")
+	}))
+	defer srv.Close()
+	base := "ws" + strings.TrimPrefix(srv.URL, "http")
+	opts := &ReconnectOptions{InitialDelay: -1, MinDelay: time.Millisecond, MaxDelay: time.Millisecond, Jitter: -1,
+		URL: func(attempt int) string { return fmt.Sprintf("%s/?attempt=%d", base, attempt) }}
+	opts.Registry, opts.Logger = NoRegistry, discard
+	n := 0
+	for c, err := range Reconnect(context.Background(), base, opts) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n++; n == 3 {
+			c.CloseNow()
+			break
+		}
+		c.Read(context.Background()) // until the server's close
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"attempt=1", "attempt=2", "attempt=3"}; !slices.Equal(seen, want) {
+		t.Fatalf("queries %q, want %q", seen, want)
 	}
 }

@@ -14,10 +14,13 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tetherws/tether"
 )
@@ -68,6 +71,16 @@ type Options struct {
 	// Logger receives the records about slow consumers; default
 	// slog.Default().
 	Logger *slog.Logger
+
+	// Broker carries broadcasts to the other nodes of a cluster (see
+	// package natsbroker); nil keeps the hub on this node alone.
+	Broker Broker
+	// Node names this node in a cluster: it is carried by every message it
+	// publishes and by its presence. Default: the host name.
+	Node string
+	// Registry, when set, makes LocalPresence list every connection of the
+	// registry (with the rooms of those in rooms), not only the members.
+	Registry *tether.Registry
 }
 
 // Stats counts what a hub did. Every message Broadcast offered to a member
@@ -91,11 +104,14 @@ type Hub struct {
 	policy  Policy
 	timeout time.Duration
 	log     *slog.Logger
+	broker  Broker
+	node    string
+	reg     *tether.Registry
 
-	mu      sync.RWMutex // guards the maps and closed; held (read) by Broadcast
+	mu      sync.RWMutex // guards the maps; held (read) by Deliver
 	rooms   map[string]*group
 	clients map[*tether.Conn]*client
-	closed  bool
+	closed  atomic.Bool   // set under mu
 	done    chan struct{} // closed by Close
 	wg      sync.WaitGroup
 
@@ -104,8 +120,11 @@ type Hub struct {
 
 // group is the members of one room.
 type group struct {
-	mu      sync.Mutex // serializes broadcasts: every member sees one order
+	mu      sync.Mutex // serializes deliveries: every member sees one order
 	members map[*client]struct{}
+	// replaying holds, for each member being given its missed messages,
+	// the live ones that arrive meanwhile: they follow the replay.
+	replaying map[*client][]Message
 }
 
 // client is one connection's queue and writer.
@@ -113,13 +132,39 @@ type client struct {
 	conn     *tether.Conn
 	q        chan *tether.PreparedMessage
 	rooms    map[string]struct{} // guarded by Hub.mu
+	envelope atomic.Bool // its messages go in envelopes (Subscribe)
 	evicted  atomic.Bool
 	dropping atomic.Bool  // in a run of drops, for the log
 	drops    atomic.Int64 // dropped for this connection
 }
 
-// New returns an empty hub.
+// New returns an empty hub. With a Broker, it starts it; when that fails,
+// it logs the error and the hub stays on this node alone (NewClustered
+// returns the error instead).
 func New(opts *Options) *Hub {
+	h := newHub(opts)
+	if h.broker != nil {
+		if err := h.broker.Start(h); err != nil {
+			h.log.Error("hub: broker did not start: this node delivers to its own connections only", "node", h.node, "error", err.Error())
+			h.broker = nil
+		}
+	}
+	return h
+}
+
+// NewClustered is New for a hub with a Broker that must start: it returns
+// the broker's error instead of running alone.
+func NewClustered(opts *Options) (*Hub, error) {
+	h := newHub(opts)
+	if h.broker != nil {
+		if err := h.broker.Start(h); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+func newHub(opts *Options) *Hub {
 	if opts == nil {
 		opts = &Options{}
 	}
@@ -141,16 +186,28 @@ func New(opts *Options) *Hub {
 	if h.log == nil {
 		h.log = slog.Default()
 	}
+	h.broker, h.node, h.reg = opts.Broker, opts.Node, opts.Registry
+	if h.node == "" {
+		h.node, _ = os.Hostname()
+	}
 	return h
 }
+
+// Node returns the name of this node.
+func (h *Hub) Node() string { return h.node }
 
 // Join adds c to room. A connection may be in several rooms; it leaves them
 // all when it ends.
 func (h *Hub) Join(room string, c *tether.Conn) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed {
-		return ErrClosed
+	_, err := h.joinLocked(room, c)
+	return err
+}
+
+func (h *Hub) joinLocked(room string, c *tether.Conn) (*client, error) {
+	if h.closed.Load() {
+		return nil, ErrClosed
 	}
 	cl := h.clients[c]
 	if cl == nil {
@@ -167,7 +224,7 @@ func (h *Hub) Join(room string, c *tether.Conn) error {
 	r.members[cl] = struct{}{}
 	r.mu.Unlock()
 	cl.rooms[room] = struct{}{}
-	return nil
+	return cl, nil
 }
 
 // Leave takes c out of room. Messages already queued for it are still sent.
@@ -187,6 +244,7 @@ func (h *Hub) leaveLocked(name string, cl *client) {
 	}
 	r.mu.Lock()
 	delete(r.members, cl)
+	delete(r.replaying, cl)
 	empty := len(r.members) == 0
 	r.mu.Unlock()
 	if empty {
@@ -207,30 +265,79 @@ func (h *Hub) Len(room string) int {
 	return len(r.members)
 }
 
-// Broadcast queues a message for every connection in room and returns how
-// many took it. It copies p once and never blocks on a connection: a
-// connection whose queue is full is handled by the policy. Concurrent
-// broadcasts to one room reach every member in the same order.
+// Broadcast sends a message to every connection in room: on this node,
+// and through the broker on every node of the cluster. It copies p once,
+// encodes it once per node, and never blocks on a connection: a connection
+// whose queue is full is handled by the policy. Concurrent broadcasts to one
+// room reach every member in the same order. It returns how many members
+// on this node took the message (0 with a broker that delivers in the
+// cluster's order, later).
 func (h *Hub) Broadcast(room string, typ tether.MessageType, p []byte) (int, error) {
-	pm, err := tether.NewPreparedMessage(typ, append([]byte(nil), p...))
-	if err != nil {
-		return 0, err
+	if typ != tether.Text && typ != tether.Binary {
+		return 0, fmt.Errorf("hub: broadcast of message type %v", typ)
 	}
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	if h.closed {
+	if typ == tether.Text && !utf8.Valid(p) {
+		return 0, errors.New("hub: text message is not valid UTF-8")
+	}
+	if h.closed.Load() {
 		return 0, ErrClosed
 	}
 	h.broadcasts.Add(1)
-	r := h.rooms[room]
+	m := Message{Room: room, Type: typ, Data: append([]byte(nil), p...), Node: h.node}
+	if h.broker == nil {
+		return h.Deliver(m), nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	return h.broker.Publish(ctx, m)
+}
+
+// publishTimeout bounds a broker's Publish called by Broadcast.
+const publishTimeout = 5 * time.Second
+
+// Deliver queues m for this node's members of m.Room and returns how many
+// took it. It is how a Broker hands over the messages of the cluster;
+// applications call Broadcast. Messages delivered one after the other
+// reach every member in that order.
+func (h *Hub) Deliver(m Message) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.closed.Load() {
+		return 0
+	}
+	r := h.rooms[m.Room]
 	if r == nil {
-		return 0, nil
+		return 0
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var raw, env *tether.PreparedMessage
 	n := 0
 	for cl := range r.members {
 		if cl.evicted.Load() {
+			continue
+		}
+		if held, ok := r.replaying[cl]; ok {
+			if len(held) >= h.queue*replayHold {
+				h.overflow(cl)
+				continue
+			}
+			r.replaying[cl] = append(held, m) // queued by release
+			continue
+		}
+		var pm *tether.PreparedMessage
+		if cl.envelope.Load() {
+			if env == nil {
+				env = prepare(envelopeOf(m))
+			}
+			pm = env
+		} else {
+			if raw == nil {
+				raw = prepare(m.Type, m.Data)
+			}
+			pm = raw
+		}
+		if pm == nil {
 			continue
 		}
 		select {
@@ -241,7 +348,22 @@ func (h *Hub) Broadcast(room string, typ tether.MessageType, p []byte) (int, err
 		}
 	}
 	h.queued.Add(int64(n))
-	return n, nil
+	return n
+}
+
+// replayHold is how many queues' worth of live messages a member being
+// replayed to may have held for it before the policy applies.
+const replayHold = 4
+
+// prepare encodes a message checked by Broadcast or built by the hub: it
+// cannot fail but for a broker handing over a bad message, which is
+// dropped.
+func prepare(typ tether.MessageType, p []byte) *tether.PreparedMessage {
+	pm, err := tether.NewPreparedMessage(typ, p)
+	if err != nil {
+		return nil
+	}
+	return pm
 }
 
 // overflow applies the policy to a client whose queue is full; the caller
@@ -365,12 +487,15 @@ func (h *Hub) Dropped(c *tether.Conn) int64 {
 // for slow consumers being closed, to finish.
 func (h *Hub) Close() {
 	h.mu.Lock()
-	if h.closed {
+	if h.closed.Load() {
 		h.mu.Unlock()
 		return
 	}
-	h.closed = true
+	h.closed.Store(true)
 	close(h.done)
 	h.mu.Unlock()
+	if h.broker != nil {
+		h.broker.Close()
+	}
 	h.wg.Wait()
 }
