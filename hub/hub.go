@@ -132,7 +132,7 @@ type client struct {
 	conn     *tether.Conn
 	q        chan *tether.PreparedMessage
 	rooms    map[string]struct{} // guarded by Hub.mu
-	envelope atomic.Bool // its messages go in envelopes (Subscribe)
+	envelope atomic.Bool         // its messages go in envelopes (Subscribe)
 	evicted  atomic.Bool
 	dropping atomic.Bool  // in a run of drops, for the log
 	drops    atomic.Int64 // dropped for this connection
