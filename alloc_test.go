@@ -45,7 +45,11 @@ func tcpPair(tb testing.TB, opts ConnOptions, p *wire.DeflateParams) (*Conn, *Co
 // streamTrip writes msg from w and reads it at r through the streaming
 // reader, the zero-copy path.
 func streamTrip(tb testing.TB, w, r *Conn, msg, buf []byte) {
-	ctx := context.Background()
+	streamTripCtx(tb, context.Background(), w, r, msg, buf)
+}
+
+// streamTripCtx is streamTrip with ctx for the write and the read.
+func streamTripCtx(tb testing.TB, ctx context.Context, w, r *Conn, msg, buf []byte) {
 	if err := w.Write(ctx, Binary, msg); err != nil {
 		tb.Fatal(err)
 	}

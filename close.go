@@ -210,6 +210,7 @@ func (c *conn) finish(ce *CloseError) {
 		c.err = ce
 		close(c.done)
 		c.stopKeepalive()
+		c.unbindWrite()
 		if c.cfg.registry != nil {
 			c.cfg.registry.remove(c, ce)
 		}

@@ -51,6 +51,7 @@ type conn struct {
 	// write side
 	msgSem   chan struct{} // held for a whole data message
 	frameSem chan struct{} // held for one frame
+	wb       writeBinding  // the context writes follow; see deadline.go
 	pong     pendingPong
 
 	// pings
@@ -112,6 +113,7 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 		c.rules.AllowRsv1 = true
 	}
 	c.mr.c = c
+	c.initWriteBinding()
 	c.lastRecv.Store(c.openedAt.UnixNano())
 	c.log = cfg.logger.With("conn", id, "role", role.String(), "remote", addrString(nc.RemoteAddr()))
 	c.logOpen()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,7 +46,8 @@ func (c *conn) closedErr() error {
 // fragments, with any pending control frames between them. With compression
 // negotiated, messages of CompressionThreshold bytes or more are compressed.
 // It is safe to call concurrently with other writes. A write cut short by ctx
-// leaves a partial frame on the wire, so it fails the connection.
+// leaves a partial frame on the wire, so it fails the connection; a ctx done
+// before the message starts sends nothing and leaves the connection open.
 func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if typ != Text && typ != Binary {
 		return fmt.Errorf("tether: invalid message type %d", typ)
@@ -120,10 +122,18 @@ func (c *conn) writeData(ctx context.Context, fin bool, op wire.Opcode, rsv uint
 }
 
 // writeFrame writes one frame; the caller holds frameSem. A failed write
-// leaves the stream corrupt, so it ends the connection.
+// leaves the stream corrupt, so it ends the connection. A frame whose ctx is
+// done before it starts is not written: the error is ctx's and the
+// connection goes on, unless the frame continues a message already begun.
 func (c *conn) writeFrame(ctx context.Context, h wire.Header, p []byte) error {
-	if ctx.Done() != nil {
-		defer c.bindDeadline(ctx)()
+	c.bindWrite(ctx)
+	defer c.endWrite()
+	if err := ctx.Err(); err != nil {
+		if h.Opcode != wire.OpContinuation {
+			return err
+		}
+		c.writeFailed(fmt.Errorf("%w (message cut short)", err))
+		return c.err
 	}
 	if c.role == wire.Client {
 		h.Masked = true
@@ -133,7 +143,7 @@ func (c *conn) writeFrame(ctx context.Context, h wire.Header, p []byte) error {
 	c.logFrame(">", h, p)
 	err := c.writeRaw(h, p)
 	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
+		if ctxErr := writeCtxErr(ctx, err); ctxErr != nil {
 			err = fmt.Errorf("%w (write interrupted: %w)", ctxErr, err)
 		}
 		c.writeFailed(err)
@@ -142,31 +152,17 @@ func (c *conn) writeFrame(ctx context.Context, h wire.Header, p []byte) error {
 	return nil
 }
 
-var aLongTimeAgo = time.Unix(1, 0)
-
-// bindDeadline makes the socket's write deadline follow ctx for one frame:
-// its deadline, and an immediate deadline when it is cancelled. The returned
-// function undoes it, after waiting for a cancellation already in progress,
-// so no deadline outlives the frame and poisons the next write.
-func (c *conn) bindDeadline(ctx context.Context) func() {
-	dl, hasDL := ctx.Deadline()
-	if hasDL {
-		c.nc.SetWriteDeadline(dl)
+// writeCtxErr returns ctx's part in a failed write: its error, or
+// context.DeadlineExceeded when the socket's deadline (ctx's) ran out just
+// before ctx's own timer said so.
+func writeCtxErr(ctx context.Context, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr
 	}
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		c.nc.SetWriteDeadline(aLongTimeAgo)
-		close(fired)
-	})
-	return func() {
-		if !stop() {
-			<-fired
-			hasDL = true
-		}
-		if hasDL {
-			c.nc.SetWriteDeadline(time.Time{})
-		}
+	if dl, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
 	}
+	return nil
 }
 
 func (c *conn) writeRaw(h wire.Header, p []byte) error {

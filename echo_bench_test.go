@@ -1,0 +1,50 @@
+package tether
+
+import (
+	"context"
+	"testing"
+)
+
+// readmeEcho runs the README's server loop on c with ctx, as a net/http
+// handler does with r.Context(): Read a message, Write it back.
+func readmeEcho(ctx context.Context, c *Conn) {
+	for {
+		typ, msg, err := c.Read(ctx)
+		if err != nil {
+			return
+		}
+		if err := c.Write(ctx, typ, msg); err != nil {
+			return
+		}
+	}
+}
+
+// BenchmarkReadmeEcho measures the echo a server written as the README shows
+// costs: Read and Write under a cancellable context (a request's). The
+// client streams its reads, which allocate nothing, so the allocations are
+// the server's.
+func BenchmarkReadmeEcho(b *testing.B) {
+	for _, size := range []int{16, 1024, 16 << 10} {
+		b.Run(byteSize(size), func(b *testing.B) {
+			cc, sc := tcpPair(b, ConnOptions{}, nil)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				readmeEcho(ctx, sc)
+			}()
+			b.Cleanup(func() {
+				cancel()
+				sc.CloseNow()
+				<-done
+			})
+			msg := make([]byte, size)
+			buf := make([]byte, size)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				streamTrip(b, cc, cc, msg, buf)
+			}
+		})
+	}
+}
