@@ -9,6 +9,7 @@
 //	cd bench && go run ./cmd/benchrun                   # quick: what make bench runs
 //	cd bench && go run ./cmd/benchrun -profile full     # longer windows, more runs
 //	cd bench && go run ./cmd/benchrun -scenarios b,e-on -libs tether,gws
+//	cd bench && go run ./cmd/benchrun -client /tmp/tether -scenarios b  # a prebuilt load client
 package main
 
 import (
@@ -62,6 +63,7 @@ func main() {
 	serverCPU := flag.String("server-cpu", "1", "CPU list the servers are pinned to")
 	clientCPU := flag.String("client-cpu", "0", "CPU list the client is pinned to")
 	budget := flag.Duration("budget", 0, "time after which the scenarios left run once per library (0: the profile's)")
+	client := flag.String("client", "", "a prebuilt `tether` binary to use as the load client (default: build ../cmd/tether)")
 	flag.Parse()
 
 	w := quick
@@ -77,7 +79,7 @@ func main() {
 	defer stop()
 
 	start := time.Now()
-	r, env, err := setup(*serverCPU, *clientCPU, *variant)
+	r, env, err := setup(*serverCPU, *clientCPU, *variant, *client)
 	if err != nil {
 		fatal(err)
 	}
@@ -85,7 +87,7 @@ func main() {
 		*budget = w.budget
 	}
 	r.deadline = start.Add(*budget)
-	defer os.RemoveAll(filepath.Dir(r.tetherBin))
+	defer os.RemoveAll(filepath.Dir(r.serverBin))
 	var selected []scenario
 	for _, sc := range scenarios(w) {
 		if *only != "" && !slices.Contains(strings.Split(*only, ","), sc.id) {
@@ -187,9 +189,9 @@ type environment struct {
 	windows  windows
 }
 
-// setup builds the client and the server into a temporary directory and
-// finds the cross-language peers.
-func setup(serverCPU, clientCPU, variant string) (*runner, *environment, error) {
+// setup builds the client (unless client names a prebuilt one) and the
+// server into a temporary directory and finds the cross-language peers.
+func setup(serverCPU, clientCPU, variant, client string) (*runner, *environment, error) {
 	gomod, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		return nil, nil, err
@@ -213,7 +215,14 @@ func setup(serverCPU, clientCPU, variant string) (*runner, *environment, error) 
 			r.variants[lib] = v
 		}
 	}
-	for _, b := range []struct{ dir, out, pkg string }{{root, r.tetherBin, "./cmd/tether"}, {benchDir, r.serverBin, "./cmd/benchserver"}} {
+	builds := []struct{ dir, out, pkg string }{{root, r.tetherBin, "./cmd/tether"}, {benchDir, r.serverBin, "./cmd/benchserver"}}
+	if client != "" {
+		if r.tetherBin, err = filepath.Abs(client); err != nil {
+			return nil, nil, err
+		}
+		builds = builds[1:]
+	}
+	for _, b := range builds {
 		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
 		cmd.Dir = b.dir
 		if out, err := cmd.CombinedOutput(); err != nil {
