@@ -1,11 +1,19 @@
 // Package serve holds the handlers behind `tether serve`: an echo endpoint
 // and a broadcast endpoint (a hub room), with the dashboard (page, JSON API,
 // metrics) mounted beside them, and the graceful shutdown of all of it.
+//
+// With a hub.Broker (Server.Broadcast.Broker, see package natsbroker) the
+// server is one node of a cluster: a message sent on /broadcast of any node
+// reaches the /broadcast connections of every node. A client that offers the
+// subprotocol hub.Subprotocol gets every message in a JSON envelope (room,
+// position, node) and may resume after a position with ?since=N.
 package serve
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/tetherws/tether"
@@ -27,11 +35,15 @@ type Server struct {
 	// failed opening handshake, for the metrics.
 	HandshakeFailed func(error)
 	// Broadcast configures the hub behind /broadcast: its queue per
-	// connection and its slow-consumer policy (default: close with 1013).
+	// connection and its slow-consumer policy (default: close with 1013)
+	// and, in cluster mode, its Broker and Node. Its Registry defaults to
+	// Options.Registry, so that the hub's presence lists every connection
+	// of the server, /echo included.
 	Broadcast hub.Options
 
-	once sync.Once
-	hub  *hub.Hub
+	once    sync.Once
+	hub     *hub.Hub
+	initErr error
 
 	mu       sync.Mutex
 	closing  bool
@@ -40,7 +52,12 @@ type Server struct {
 	handlers sync.WaitGroup
 }
 
-func (s *Server) init() {
+// Init prepares the server: its registry and the hub behind /broadcast,
+// whose Broker it starts. It returns the broker's error (NATS unreachable,
+// no JetStream): a node that cannot join its cluster should not serve.
+// Handler and Shutdown call it; call it first in cluster mode to see the
+// error. After a failed Init, /broadcast answers 503.
+func (s *Server) Init() error {
 	s.once.Do(func() {
 		if s.Options.Registry == nil {
 			s.Options.Registry = tether.NewRegistry()
@@ -50,13 +67,17 @@ func (s *Server) init() {
 		if bo.Logger == nil {
 			bo.Logger = s.Options.Logger
 		}
-		s.hub = hub.New(&bo)
+		if bo.Registry == nil && s.Options.Registry != tether.NoRegistry {
+			bo.Registry = s.Options.Registry
+		}
+		s.hub, s.initErr = hub.NewClustered(&bo)
 	})
+	return s.initErr
 }
 
 // Handler returns the routes: /echo, /broadcast and the dashboard.
 func (s *Server) Handler() http.Handler {
-	s.init()
+	s.Init()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/echo", s.echo)
 	mux.HandleFunc("/broadcast", s.broadcast)
@@ -66,9 +87,10 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// accept upgrades the request unless the server is shutting down. The
-// caller must call forget with the connection when done.
-func (s *Server) accept(w http.ResponseWriter, r *http.Request) *tether.Conn {
+// accept upgrades the request unless the server is shutting down, with the
+// server's subprotocols and extra. The caller must call forget with the
+// connection when done.
+func (s *Server) accept(w http.ResponseWriter, r *http.Request, extra ...string) *tether.Conn {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -78,6 +100,9 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request) *tether.Conn {
 	s.handlers.Add(1)
 	s.mu.Unlock()
 	opts := s.Options
+	if len(extra) > 0 {
+		opts.Subprotocols = append(slices.Clip(opts.Subprotocols), extra...)
+	}
 	c, err := tether.Accept(w, r, &opts)
 	if err != nil {
 		if s.HandshakeFailed != nil {
@@ -126,14 +151,32 @@ func (s *Server) echo(w http.ResponseWriter, r *http.Request) {
 // broadcast sends every message to every connection on /broadcast, the
 // sender included, through the hub: the message is encoded once, and a
 // connection that does not keep up is handled by the hub's policy instead
-// of slowing the others.
+// of slowing the others. In cluster mode the hub carries it to the
+// /broadcast connections of every node.
+//
+// A client that offers hub.Subprotocol is subscribed: it gets each message
+// in an envelope and, with ?since=N, first the messages it missed after
+// position N (see hub.Subscribe). The others get the raw messages.
 func (s *Server) broadcast(w http.ResponseWriter, r *http.Request) {
-	c := s.accept(w, r)
+	if s.hub == nil {
+		http.Error(w, "broadcast unavailable: the cluster broker did not start", http.StatusServiceUnavailable)
+		return
+	}
+	c := s.accept(w, r, hub.Subprotocol)
 	if c == nil {
 		return
 	}
 	defer s.forget(c)
-	if err := s.hub.Join(broadcastRoom, c); err != nil {
+	var err error
+	if c.Subprotocol() == hub.Subprotocol {
+		err = s.hub.Subscribe(r.Context(), broadcastRoom, c, hub.SinceFromRequest(r))
+	} else {
+		err = s.hub.Join(broadcastRoom, c)
+	}
+	if err != nil {
+		if errors.Is(err, hub.ErrClosed) {
+			c.Close(tether.StatusGoingAway, "server shutting down")
+		}
 		return
 	}
 	ctx := context.Background()
@@ -146,9 +189,10 @@ func (s *Server) broadcast(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Hub returns the hub behind /broadcast, for its statistics.
+// Hub returns the hub behind /broadcast, for its statistics and its
+// presence; nil after a failed Init.
 func (s *Server) Hub() *hub.Hub {
-	s.init()
+	s.Init()
 	return s.hub
 }
 
@@ -159,7 +203,7 @@ func (s *Server) Hub() *hub.Hub {
 // closed at once. It returns when every handler has returned, and
 // Registry.Shutdown's error, if any. Stop the listener first.
 func (s *Server) Shutdown(ctx context.Context, code tether.StatusCode, reason string) error {
-	s.init()
+	s.Init()
 	s.mu.Lock()
 	s.closing, s.code, s.reason = true, code, reason
 	s.mu.Unlock()
@@ -177,6 +221,8 @@ func (s *Server) Shutdown(ctx context.Context, code tether.StatusCode, reason st
 		s.Options.Registry.Shutdown(ctx, code, reason)
 		<-done
 	}
-	s.hub.Close()
+	if s.hub != nil {
+		s.hub.Close() // and its broker: the other nodes hear this one leave
+	}
 	return err
 }
