@@ -38,19 +38,22 @@ type stateMsg struct {
 	Series      []sample           `json:"series"`            // connection count, once a second
 	EventsLost  uint64             `json:"events_lost"`       // registry events the dashboard missed
 	Tick        float64            `json:"tick_seconds"`      // how often updates come
+	Node        string             `json:"node,omitempty"`    // this node, in cluster mode
 }
 
-// filter selects connections by the query parameters role, path and state.
-type filter struct{ role, path, state string }
+// filter selects connections by the query parameters role, path, state
+// and node.
+type filter struct{ role, path, state, node string }
 
 func filterFrom(q url.Values) filter {
-	return filter{role: q.Get("role"), path: q.Get("path"), state: q.Get("state")}
+	return filter{role: q.Get("role"), path: q.Get("path"), state: q.Get("state"), node: q.Get("node")}
 }
 
-// match reports whether ci passes: role and state must be equal; path may
-// be the connection's path (or URL) with or without its query.
-func (f filter) match(ci *tether.ConnInfo) bool {
-	if f.role != "" && f.role != ci.Role || f.state != "" && f.state != ci.State {
+// match reports whether ci, held by node, passes: role, state and node must
+// be equal; path may be the connection's path (or URL) with or without its
+// query.
+func (f filter) match(ci *tether.ConnInfo, node string) bool {
+	if f.role != "" && f.role != ci.Role || f.state != "" && f.state != ci.State || f.node != "" && f.node != node {
 		return false
 	}
 	if f.path != "" && f.path != ci.Path {
@@ -62,20 +65,33 @@ func (f filter) match(ci *tether.ConnInfo) bool {
 
 func (h *Handler) conn(ci tether.ConnInfo) connJSON { return connJSON{ConnInfo: ci, Node: h.node} }
 
+// listConnections lists this node's connections, then the other nodes'.
 func (h *Handler) listConnections(w http.ResponseWriter, r *http.Request) {
 	f := filterFrom(r.URL.Query())
 	out := []connJSON{}
 	for _, ci := range h.state.read() {
-		if f.match(&ci) {
+		if f.match(&ci, h.node) {
 			out = append(out, h.conn(ci))
+		}
+	}
+	for _, rc := range h.state.readRemote() {
+		if f.match(&rc.ConnInfo, rc.Node) {
+			out = append(out, rc)
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
 func (h *Handler) getConnection(w http.ResponseWriter, r *http.Request) {
-	info, hist, ok := h.state.connection(r.PathValue("id"))
+	id := r.PathValue("id")
+	info, hist, ok := h.state.connection(id)
 	if !ok {
+		for _, rc := range h.state.readRemote() {
+			if rc.ID == id {
+				writeJSON(w, http.StatusOK, connDetail{connJSON: rc, History: []event{}})
+				return
+			}
+		}
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no live connection with this id"})
 		return
 	}
@@ -96,27 +112,44 @@ func (h *Handler) getState(w http.ResponseWriter, r *http.Request) {
 // maxEvents behind gets a hello instead. It returns the seq to pass next time.
 func (h *Handler) message(kind string, f filter, seq uint64) (stateMsg, uint64) {
 	s := h.state
-	var fresh []tether.ConnInfo
+	var (
+		fresh  []tether.ConnInfo
+		remote []connJSON
+	)
 	if kind != "update" {
-		fresh = s.read() // updates follow the ticks, a hello is read now
+		// Updates follow the ticks, a hello is read now.
+		fresh, remote = s.read(), s.readRemote()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if fresh != nil {
 		s.merge(fresh, time.Now())
+		s.remote = remote
 	}
-	msg := stateMsg{Type: kind, Time: time.Now().UTC(), EventsLost: s.lost, Tick: tickEvery.Seconds()}
+	msg := stateMsg{Type: kind, Time: time.Now().UTC(), EventsLost: s.lost, Tick: tickEvery.Seconds(), Node: h.node}
 	shown := map[string]bool{}
 	msg.Connections = []connJSON{}
 	for i := range s.list {
 		ci := &s.list[i]
-		if !f.match(ci) {
+		if !f.match(ci, h.node) {
 			continue
 		}
 		msg.Total++
 		if len(msg.Connections) < maxShown {
 			msg.Connections = append(msg.Connections, h.conn(*ci))
 			shown[ci.ID] = true
+		}
+	}
+	// The other nodes' connections follow, without keepalive events: those
+	// stay on their node.
+	for i := range s.remote {
+		rc := &s.remote[i]
+		if !f.match(&rc.ConnInfo, rc.Node) {
+			continue
+		}
+		msg.Total++
+		if len(msg.Connections) < maxShown {
+			msg.Connections = append(msg.Connections, *rc)
 		}
 	}
 	if kind == "update" && len(s.events) > 0 && s.events[0].seq > seq+1 {

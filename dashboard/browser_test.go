@@ -145,6 +145,48 @@ func TestBrowser(t *testing.T) {
 	}
 }
 
+// TestBrowserCluster opens the dashboard of node n1 of a cluster: one
+// connection of its own and, through a fake Presence, three of nodes n2 and
+// n3. The page must list all four with their node and draw a lane for the
+// local one only.
+func TestBrowserCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	node := browserPrereqs(t)
+	shots := os.Getenv("TETHER_SCREENSHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	} else if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var fc fakeCluster
+	t0 := time.Now().Add(-time.Minute)
+	fc.set(remoteConn("0198a7c2-0000-7000-8000-00000000000a", "n2", "server", "/broadcast", t0),
+		remoteConn("0198a7c2-0000-7000-8000-00000000000b", "n2", "server", "/echo", t0.Add(time.Second)),
+		remoteConn("0198a7c2-0000-7000-8000-00000000000c", "n3", "server", "/broadcast", t0))
+	r := newRig(t, Options{Node: "n1", Presence: fc.presence}, 300*time.Millisecond)
+	r.dial(t, -1)
+	var local string
+	waitFor(t, "the local connection", func() bool {
+		if l := r.list(t, "?node=n1"); len(l) == 1 {
+			local = l[0]["id"].(string)
+		}
+		return local != ""
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args := []string{"cluster.mjs", r.url + "/", shots, local,
+		"0198a7c2-0000-7000-8000-00000000000a", "0198a7c2-0000-7000-8000-00000000000b", "0198a7c2-0000-7000-8000-00000000000c"}
+	cmd := exec.CommandContext(ctx, node, args...)
+	cmd.Dir = "browser"
+	cmd.Stderr = testWriter{t}
+	out, err := cmd.Output()
+	if err != nil || !strings.Contains(string(out), "PASS") {
+		t.Fatalf("browser test failed: %v\n%s", err, out)
+	}
+}
+
 // silentPeer completes the opening handshake and then reads and ignores
 // everything: a peer that never answers a ping.
 func silentPeer(w http.ResponseWriter, r *http.Request) {

@@ -10,7 +10,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tetherws/tether"
+	"github.com/tetherws/tether/hub"
 )
 
 // DefaultHistory is how many keepalive events (pings, pongs, timeouts) the
@@ -36,6 +38,17 @@ type Options struct {
 	// Node, when set, is added as "node" to every connection object, for
 	// servers running as one node of a cluster.
 	Node string
+	// Presence, when set, returns the connections of the cluster's other
+	// nodes (natsbroker.Broker.RemotePresence, or hub.Hub.Presence: the
+	// entries of Node are skipped). They are listed after this node's, each
+	// with its "node", by /api/connections (filters apply),
+	// /api/connections/{id} (without history: keepalive events stay on
+	// their node) and the page. It is called at every tick of the page's
+	// feed and for every API request, so it should be cheap.
+	Presence func() []hub.Presence
+	// Collectors are registered beside the dashboard's own metrics at
+	// /metrics, e.g. a cluster broker's (natsbroker.Broker.Collector).
+	Collectors []prometheus.Collector
 	// Logger receives the records of the page's feed connections;
 	// nil means slog.Default().
 	Logger *slog.Logger
@@ -48,7 +61,7 @@ type Options struct {
 //
 //	GET /                      the page
 //	GET /assets/...            its script and styles
-//	GET /api/connections       JSON array, filters: ?role= &path= &state=
+//	GET /api/connections       JSON array, filters: ?role= &path= &state= &node=
 //	GET /api/connections/{id}  one connection with its keepalive history
 //	GET /api/state             what the page shows, for polling
 //	GET /api/feed              WebSocket: the same, pushed twice a second
@@ -93,7 +106,13 @@ func New(opts Options) *Handler {
 	}
 	h.metrics = newMetrics()
 	h.state = newState(reg, history, h.metrics)
+	h.state.node, h.state.presence = opts.Node, opts.Presence
 	h.metrics.reg.MustRegister(connCollector{h.state})
+	for _, c := range opts.Collectors {
+		if err := h.metrics.reg.Register(c); err != nil {
+			logger.Error("dashboard: collector not registered", "error", err.Error())
+		}
+	}
 	go h.state.run()
 
 	static, _ := fs.Sub(assets, "assets")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tetherws/tether"
+	"github.com/tetherws/tether/hub"
 )
 
 const (
@@ -106,11 +107,16 @@ type state struct {
 	sub     *tether.Subscription
 	history int
 	m       *Metrics
+	// node and presence: in cluster mode, this node's name and the other
+	// nodes' connections (Options.Presence).
+	node     string
+	presence func() []hub.Presence
 
 	mu     sync.Mutex
 	conns  map[string]*track
 	gone   map[string]time.Time // recently closed IDs
 	list   []tether.ConnInfo    // live connections at the last read, oldest first
+	remote []connJSON           // the other nodes' connections at the last read
 	events []event              // recent events, for the feeds
 	seq    uint64               // seq of the last event
 	series []sample
@@ -300,18 +306,47 @@ func (s *state) merge(list []tether.ConnInfo, now time.Time) {
 	}
 }
 
-// refresh reads the registry, samples the connection count when asked to,
-// and wakes the feeds.
+// readRemote returns the other nodes' connections, by node, oldest first
+// on each; none outside cluster mode.
+func (s *state) readRemote() []connJSON {
+	if s.presence == nil {
+		return nil
+	}
+	ps := s.presence()
+	out := make([]connJSON, 0, len(ps))
+	for _, p := range ps {
+		if s.node != "" && p.Node == s.node {
+			continue // this node's own, listed from the registry
+		}
+		out = append(out, connJSON{ConnInfo: p.ConnInfo, Node: p.Node})
+	}
+	slices.SortFunc(out, func(a, b connJSON) int {
+		if c := strings.Compare(a.Node, b.Node); c != 0 {
+			return c
+		}
+		if c := a.OpenedAt.Compare(b.OpenedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out
+}
+
+// refresh reads the registry and the other nodes' connections, samples the
+// connection count (the cluster's, in cluster mode) when asked to, and
+// wakes the feeds.
 func (s *state) refresh(now time.Time, sampleCount bool) {
 	list := s.read()
+	remote := s.readRemote()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.merge(list, now)
+	s.remote = remote
 	if sampleCount {
 		if len(s.series) >= maxSamples {
 			s.series = slices.Delete(s.series, 0, len(s.series)-maxSamples+1)
 		}
-		s.series = append(s.series, sample{T: now.UTC().Truncate(time.Millisecond), N: len(s.list)})
+		s.series = append(s.series, sample{T: now.UTC().Truncate(time.Millisecond), N: len(s.list) + len(s.remote)})
 	}
 	close(s.tick)
 	s.tick = make(chan struct{})

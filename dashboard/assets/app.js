@@ -3,6 +3,9 @@
 // WebSocket feed (api/feed): a "hello" with the whole state, then an
 // "update" twice a second. While the feed is down the page polls api/state
 // and keeps trying to reconnect. No framework, no build step: plain SVG.
+// In cluster mode the list also holds the other nodes' connections: they
+// get a row (with a node column) but no lane, their keepalive events
+// staying on their node.
 'use strict';
 
 (() => {
@@ -10,7 +13,7 @@
   const token = params.get('token') || '';
   // Filters (role, path, state) and the token go along to the API and feed.
   const query = new URLSearchParams();
-  for (const k of ['role', 'path', 'state', 'token']) if (params.get(k)) query.set(k, params.get(k));
+  for (const k of ['role', 'path', 'state', 'node', 'token']) if (params.get(k)) query.set(k, params.get(k));
   const qs = query.toString() ? '?' + query : '';
 
   const PALETTE = ['#1f77b4', '#e08a0b', '#2a9d6f', '#8e5bb5', '#3aa3c9', '#8c6d31', '#5f7a8a', '#b5568c'];
@@ -18,7 +21,8 @@
   const GHOST_MS = 60 * 1000; // how long a lane stays after a keepalive timeout
 
   const st = {
-    conns: [], // live connections, oldest first (Contract 2 objects)
+    conns: [], // live connections, this node's oldest first, then the other nodes' (Contract 2 objects)
+    node: '', // this node's name, in cluster mode
     events: new Map(), // id -> keepalive events, oldest first
     ghosts: new Map(), // id -> {info, closedAt, code, reason}: timed-out lanes kept a while
     colors: new Map(), // id -> palette index
@@ -32,6 +36,9 @@
   const $ = (id) => document.getElementById(id);
   const now = () => Date.now() + st.offset;
   const ms = (s) => (s == null ? null : Date.parse(s));
+  // local tells this node's connections, which have keepalive lanes, from
+  // the other nodes'.
+  const local = (c) => !c.node || c.node === st.node;
 
   // ---- data in ----
 
@@ -41,6 +48,7 @@
     st.lost = msg.events_lost || 0;
     if (msg.tick_seconds) st.tick = msg.tick_seconds;
     st.conns = msg.connections || [];
+    st.node = msg.node || '';
     const live = new Set(st.conns.map((c) => c.id));
     if (msg.type !== 'update') {
       const kept = new Map([...st.ghosts.keys()].map((id) => [id, st.events.get(id) || []]));
@@ -64,7 +72,7 @@
     }
     // A connection no longer listed has closed, whether or not we saw the event.
     for (const id of [...st.events.keys()]) if (!live.has(id) && !st.ghosts.has(id)) st.events.delete(id);
-    for (const c of st.conns) if (!st.colors.has(c.id)) st.colors.set(c.id, nextColor());
+    for (const c of st.conns) if (local(c) && !st.colors.has(c.id)) st.colors.set(c.id, nextColor());
     for (const id of [...st.colors.keys()]) if (!live.has(id) && !st.ghosts.has(id)) st.colors.delete(id);
     for (const id of [...lastInfo.keys()]) if (!live.has(id) && !st.ghosts.has(id)) lastInfo.delete(id);
     prune();
@@ -225,7 +233,7 @@
     const v = $('window').value;
     if (v !== 'auto') return +v * 1000;
     let slowest = 0;
-    for (const c of st.conns) slowest = Math.max(slowest, c.ping_interval || 0);
+    for (const c of st.conns.filter(local)) slowest = Math.max(slowest, c.ping_interval || 0);
     return Math.min(Math.max(slowest * 10, 30), 900) * 1000;
   }
 
@@ -233,6 +241,9 @@
 
   function renderTable() {
     const t = now();
+    // The node column shows in cluster mode only.
+    const withNode = st.conns.some((c) => c.node);
+    $('col-node').hidden = !withNode;
     const rows = st.conns.map((c) => {
       lastInfo.set(c.id, c);
       const pong = ms(c.last_pong_at);
@@ -250,9 +261,11 @@
         age = 'none yet';
       }
       const interval = iv ? fmtSeconds(iv) + (to ? ' / ' + fmtSeconds(to) : ' / none') : 'off';
-      const swatch = `<svg width="9" height="9"><rect width="9" height="9" rx="2" fill="${color(c.id)}"/></svg>`;
-      return `<tr data-id="${esc(c.id)}">` +
+      const swatch = local(c) ? `<svg width="9" height="9"><rect width="9" height="9" rx="2" fill="${color(c.id)}"/></svg>`
+        : '<svg width="9" height="9"></svg>';
+      return `<tr data-id="${esc(c.id)}"${local(c) ? '' : ' class="remote"'}>` +
         `<td class="id" title="${esc(c.id)}">${swatch} ${esc(shortID(c.id))}</td>` +
+        (withNode ? `<td class="node">${esc(c.node || '')}</td>` : '') +
         `<td>${esc(c.role)}</td>` +
         `<td>${esc(c.remote)}</td>` +
         `<td class="path" title="${esc(c.path)}">${esc(c.path)}</td>` +
@@ -265,13 +278,16 @@
         '</tr>';
     });
     document.querySelector('#conns tbody').innerHTML = rows.join('') ||
-      '<tr><td colspan="10" class="muted">No live connections.</td></tr>';
+      `<tr><td colspan="${withNode ? 11 : 10}" class="muted">No live connections.</td></tr>`;
     const more = $('more');
     more.hidden = st.total <= st.conns.length;
     more.textContent = `Showing the oldest ${st.conns.length} of ${fmtCount(st.total)} connections; ` +
       'narrow them with ?role=, ?path= or ?state= in the address.';
     const intervals = new Set(st.conns.filter((c) => c.ping_interval > 0).map((c) => c.ping_interval));
+    const nodes = new Set(st.conns.filter((c) => c.node).map((c) => c.node));
+    if (st.node) nodes.add(st.node);
     $('summary').textContent = `${fmtCount(st.total)} live connection${st.total === 1 ? '' : 's'}` +
+      (nodes.size ? ` on ${nodes.size} node${nodes.size === 1 ? '' : 's'} (this one: ${st.node || '?'})` : '') +
       (intervals.size > 1 ? ` · ${intervals.size} different ping intervals` : '');
     const lost = $('lost');
     lost.hidden = !st.lost;
@@ -281,7 +297,7 @@
   // ---- timeline ----
 
   function lanes() {
-    const out = st.conns.map((c) => ({ info: c, ghost: null }));
+    const out = st.conns.filter(local).map((c) => ({ info: c, ghost: null }));
     for (const [id, g] of st.ghosts) out.push({ info: g.info, ghost: g, id });
     return out;
   }
@@ -307,7 +323,9 @@
   function renderTimeline() {
     const svg = $('timeline');
     const all = lanes();
+    $('timeline-title').textContent = st.node ? `Keepalive on ${st.node}` : 'Keepalive';
     $('timeline-empty').hidden = all.length > 0;
+    $('timeline-empty').textContent = st.conns.length ? 'No connections on this node; the table lists the other nodes\u2019.' : 'No live connections.';
     const W = svg.clientWidth || 900;
     const labelW = Math.min(300, Math.max(200, W * 0.22));
     const laneH = 30;
