@@ -219,6 +219,11 @@ func (c *conn) deliver(m message) bool {
 	c.stats.messagesIn.Add(1)
 	c.stats.bytesIn.Add(int64(len(*m.buf)))
 	select {
+	case c.msgs <- m: // room in the queue, or the application waiting
+		return true
+	default:
+	}
+	select {
 	case c.msgs <- m:
 		return true
 	case <-c.closing:
