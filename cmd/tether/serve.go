@@ -11,15 +11,19 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/tetherws/tether"
 	"github.com/tetherws/tether/dashboard"
+	"github.com/tetherws/tether/hub"
+	"github.com/tetherws/tether/hub/natsbroker"
 	"github.com/tetherws/tether/internal/serve"
 )
 
 func serveCmd() *cobra.Command {
 	var (
 		cf    connFlags
+		cl    clusterFlags
 		addr  string
 		token string
 	)
@@ -32,6 +36,9 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := cl.check(cmd); err != nil {
+				return err
+			}
 			opts, err := cf.options(logger)
 			if err != nil {
 				return err
@@ -41,12 +48,13 @@ func serveCmd() *cobra.Command {
 			if token == "" {
 				token = os.Getenv("TETHER_TOKEN")
 			}
-			return runServeToken(ctx, addr, token, opts, cmd.OutOrStdout())
+			return runServeCluster(ctx, addr, token, opts, cl, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on (port 0 picks a free port)")
 	cmd.Flags().StringVar(&token, "token", "", "bearer token for the dashboard, its API and /metrics; without one only loopback clients see them (default $TETHER_TOKEN)")
 	cf.register(cmd)
+	cl.register(cmd)
 	return cmd
 }
 
@@ -59,28 +67,51 @@ func runServe(ctx context.Context, addr string, opts tether.ConnOptions, out int
 // runServeToken serves with the dashboard at /: to holders of token, or to
 // loopback clients only when token is empty.
 func runServeToken(ctx context.Context, addr, token string, opts tether.ConnOptions, out interface{ Write([]byte) (int, error) }) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
+	return runServeCluster(ctx, addr, token, opts, clusterFlags{}, out)
+}
+
+// runServeCluster is runServeToken as one node of a cluster when cl names
+// a NATS server: /broadcast spans the cluster, and the dashboard lists
+// every node's connections and serves the broker's metrics.
+func runServeCluster(ctx context.Context, addr, token string, opts tether.ConnOptions, cl clusterFlags, out interface{ Write([]byte) (int, error) }) error {
 	if opts.Registry == nil { // the dashboard shows this server's connections, no others
 		opts.Registry = tether.NewRegistry()
 		opts.Registry.Logger = opts.Logger
 	}
-	authorize := dashboard.Loopback
+	s := &serve.Server{Options: tether.AcceptOptions{ConnOptions: opts}}
+	dopts := dashboard.Options{Registry: opts.Registry, Authorize: dashboard.Loopback, Logger: opts.Logger}
 	if token != "" {
-		authorize = dashboard.BearerToken(token)
+		dopts.Authorize = dashboard.BearerToken(token)
 	}
-	dash := dashboard.New(dashboard.Options{Registry: opts.Registry, Authorize: authorize, Logger: opts.Logger})
+	if cl.nats != "" {
+		b := natsbroker.New(cl.brokerOptions(opts.Logger))
+		s.Broadcast = hub.Options{Broker: b, Node: cl.nodeName()}
+		if err := s.Init(); err != nil { // starts the broker: Collector and presence need it started
+			return fmt.Errorf("cluster: %w", err)
+		}
+		node := s.Hub().Node()
+		dopts.Node, dopts.Presence = node, b.RemotePresence
+		dopts.Collectors = []prometheus.Collector{b.Collector()}
+		opts.Logger.Info("cluster mode", "node", node, "nats", redactURLs(cl.nats), "jetstream", cl.jetstream)
+	} else if err := s.Init(); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		s.Shutdown(context.Background(), tether.StatusGoingAway, "") // closes the broker
+		return err
+	}
+	dash := dashboard.New(dopts)
 	defer dash.Close()
-	s := &serve.Server{Options: tether.AcceptOptions{ConnOptions: opts}, Dashboard: dash,
-		HandshakeFailed: func(err error) { dash.Metrics().HandshakeFailed(dashboard.HandshakeReason(err)) }}
+	s.Dashboard = dash
+	s.HandshakeFailed = func(err error) { dash.Metrics().HandshakeFailed(dashboard.HandshakeReason(err)) }
 	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(out, "listening on http://%s\n", ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
 	case err := <-errc:
+		s.Shutdown(context.Background(), tether.StatusGoingAway, "server failed") // and the broker
 		return err
 	case <-ctx.Done():
 	}
