@@ -46,12 +46,15 @@ type conn struct {
 	ctrlIn   [wire.MaxControlPayload]byte
 	msgs     chan message
 	mr       messageReader
+	whole    []byte       // the message being assembled when it is not pooled
 	lastRecv atomic.Int64 // unix nanos of the last frame received
 
 	// write side
 	msgSem   chan struct{} // held for a whole data message
 	frameSem chan struct{} // held for one frame
 	wb       writeBinding  // the context writes follow; see deadline.go
+	iov      [2][]byte     // header and payload of a large frame (writeRaw)
+	wv       net.Buffers
 	pong     pendingPong
 
 	// pings
@@ -72,6 +75,10 @@ type conn struct {
 	readDone  chan struct{}
 
 	stats connStats
+
+	// wholeReads says the application last took a message with Read, not
+	// Reader: see messageBuf.
+	wholeReads atomic.Bool
 }
 
 type connStats struct {
@@ -113,6 +120,7 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 		c.rules.AllowRsv1 = true
 	}
 	c.mr.c = c
+	c.wholeReads.Store(true) // as the README reads: see messageBuf
 	c.initWriteBinding()
 	c.lastRecv.Store(c.openedAt.UnixNano())
 	c.log = cfg.logger.With("conn", id, "role", role.String(), "remote", addrString(nc.RemoteAddr()))

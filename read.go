@@ -14,8 +14,9 @@ import (
 
 // message is a whole received data message waiting for the application.
 type message struct {
-	typ MessageType
-	buf *[]byte // from bufpool
+	typ    MessageType
+	p      []byte
+	pooled *[]byte // p's buffer when it came from bufpool, else nil
 }
 
 // Read returns the next whole message. The returned slice belongs to the
@@ -23,22 +24,28 @@ type message struct {
 // message received before that has been read. Cancelling ctx abandons the
 // wait without harming the connection.
 func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
+	if !c.wholeReads.Load() {
+		c.wholeReads.Store(true)
+	}
 	m, err := c.nextMessage(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
-	return m.typ, *m.buf, nil // ownership passes to the caller
+	return m.typ, m.p, nil // ownership passes to the caller
 }
 
 // Reader returns the next message as a stream. The reader is valid until the
 // next call to Read or Reader; reading it to the end recycles its buffer.
 func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
+	if c.wholeReads.Load() {
+		c.wholeReads.Store(false)
+	}
 	m, err := c.nextMessage(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
 	c.mr.release()
-	c.mr.buf, c.mr.off = m.buf, 0
+	c.mr.p, c.mr.pooled, c.mr.off, c.mr.open = m.p, m.pooled, 0, true
 	return m.typ, &c.mr, nil
 }
 
@@ -65,18 +72,20 @@ func (c *conn) nextMessage(ctx context.Context) (message, error) {
 
 // messageReader streams one received message.
 type messageReader struct {
-	c   *conn
-	buf *[]byte
-	off int
+	c      *conn
+	p      []byte
+	pooled *[]byte // p's buffer, to recycle, when it came from bufpool
+	off    int
+	open   bool
 }
 
 func (r *messageReader) Read(p []byte) (int, error) {
-	if r.buf == nil {
+	if !r.open {
 		return 0, io.EOF
 	}
-	n := copy(p, (*r.buf)[r.off:])
+	n := copy(p, r.p[r.off:])
 	r.off += n
-	if r.off == len(*r.buf) {
+	if r.off == len(r.p) {
 		r.release()
 		return n, io.EOF
 	}
@@ -84,10 +93,10 @@ func (r *messageReader) Read(p []byte) (int, error) {
 }
 
 func (r *messageReader) release() {
-	if r.buf != nil {
-		bufpool.Put(r.buf)
-		r.buf = nil
+	if r.pooled != nil {
+		bufpool.Put(r.pooled)
 	}
+	r.p, r.pooled, r.open = nil, nil, false
 }
 
 // readLoop reads frames until the connection ends: it delivers data messages
@@ -97,12 +106,13 @@ func (c *conn) readLoop() {
 	defer c.br.close()
 	var (
 		cur        *[]byte // message being assembled
+		pooled     bool    // cur is from bufpool, not &c.whole
 		typ        MessageType
 		compressed bool
 		valid      wire.UTF8
 	)
 	defer func() {
-		if cur != nil {
+		if cur != nil && pooled {
 			bufpool.Put(cur)
 		}
 	}()
@@ -134,7 +144,7 @@ func (c *conn) readLoop() {
 			typ = MessageType(op)
 			compressed = h.Rsv&wire.Rsv1 != 0
 			valid.Reset()
-			cur = bufpool.Get(int(min(h.Length, firstAlloc)))
+			cur, pooled = c.messageBuf(h, compressed)
 		}
 		if h.Length > c.cfg.readLimit-int64(len(*cur)) {
 			c.fail(wire.Errorf(wire.CloseTooBig, "message of more than %d bytes", c.cfg.readLimit))
@@ -162,7 +172,12 @@ func (c *conn) readLoop() {
 			c.fail(wire.Errorf(wire.CloseInvalidPayload, "text message ends inside a UTF-8 sequence"))
 			return
 		}
-		m := message{typ: typ, buf: cur}
+		m := message{typ: typ, p: *cur}
+		if pooled {
+			m.pooled = cur
+		} else {
+			c.whole = nil // the application's now; an idle connection keeps nothing
+		}
 		cur = nil
 		if !c.deliver(m) {
 			return
@@ -173,6 +188,20 @@ func (c *conn) readLoop() {
 // firstAlloc caps the buffer taken for a message before its bytes arrive:
 // a header may announce gigabytes, memory follows only what really comes.
 const firstAlloc = 64 << 10
+
+// messageBuf returns the buffer a message that starts with frame h is
+// assembled in, and whether it is from bufpool. While the application takes
+// whole messages with Read, which hands the buffer over for good, a message
+// in one frame of up to firstAlloc bytes gets a buffer of exactly its size
+// (one allocation, nothing to recycle); otherwise a pooled one, which
+// Reader recycles.
+func (c *conn) messageBuf(h wire.Header, compressed bool) (*[]byte, bool) {
+	if h.Fin && !compressed && h.Length <= firstAlloc && c.wholeReads.Load() {
+		c.whole = make([]byte, 0, h.Length)
+		return &c.whole, false
+	}
+	return bufpool.Get(int(min(h.Length, firstAlloc))), true
+}
 
 var errInvalidUTF8 = errors.New("invalid UTF-8")
 
@@ -217,7 +246,7 @@ func growCap(b *[]byte, n int) *[]byte {
 
 func (c *conn) deliver(m message) bool {
 	c.stats.messagesIn.Add(1)
-	c.stats.bytesIn.Add(int64(len(*m.buf)))
+	c.stats.bytesIn.Add(int64(len(m.p)))
 	select {
 	case c.msgs <- m: // room in the queue, or the application waiting
 		return true
@@ -232,12 +261,19 @@ func (c *conn) deliver(m message) bool {
 		select {
 		case c.msgs <- m:
 		default:
-			bufpool.Put(m.buf)
+			m.recycle()
 		}
 		return true
 	case <-c.done:
-		bufpool.Put(m.buf)
+		m.recycle()
 		return false
+	}
+}
+
+// recycle returns a message nobody will read to bufpool.
+func (m message) recycle() {
+	if m.pooled != nil {
+		bufpool.Put(m.pooled)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -173,8 +172,13 @@ func (c *conn) writeRaw(h wire.Header, p []byte) error {
 	buf := (*bp)[:cap(*bp)]
 	n := wire.PutHeader(buf, h)
 	if !h.Masked && len(p) > len(buf)-n {
-		bufs := net.Buffers{buf[:n], p}
-		_, err := bufs.WriteTo(c.nc)
+		// Header and payload in one writev, the payload not copied. The
+		// vector lives in the connection (the caller holds frameSem), so
+		// this allocates nothing.
+		c.iov = [2][]byte{buf[:n], p}
+		c.wv = c.iov[:]
+		_, err := c.wv.WriteTo(c.nc)
+		c.iov, c.wv = [2][]byte{}, nil // keep no reference to p
 		return err
 	}
 	pos := 0
