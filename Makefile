@@ -9,7 +9,7 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NODE_PEERS  := interop/peers/node
 BROWSER     := dashboard/browser
 
-.PHONY: test deps lint fuzz bench bench-full tether clean
+.PHONY: test deps lint fuzz bench bench-full tether demo-cluster clean
 
 test: deps lint
 	$(GO) test -race -count=1 -timeout 15m ./...
@@ -63,6 +63,13 @@ bench-full: $(NODE_PEERS)/node_modules/.package-lock.json
 
 tether:
 	$(GO) build -o $(BIN)/tether ./cmd/tether
+
+# demo-cluster runs an embedded NATS server (JetStream) on 127.0.0.1:4222 and
+# three `tether serve` nodes, n1-n3 on ports 8081-8083 (docs/cluster.md).
+# Enter stops and restarts NATS; Ctrl-C stops everything.
+demo-cluster: tether
+	$(GO) build -o $(BIN)/democluster ./internal/cmd/democluster
+	$(BIN)/democluster -tether $(BIN)/tether
 
 clean:
 	rm -rf $(BIN)
