@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/tetherws/tether"
 )
@@ -238,10 +239,16 @@ func (h *Hub) release(cl *client, room string, last uint64) {
 	h.queued.Add(int64(n))
 }
 
-// LocalPresence returns this node's connections: the members of its rooms,
-// or with Options.Registry every connection of the registry, each with its
-// rooms.
+// LocalPresence returns this node's connections, sorted by ID: the members
+// of its rooms, or with Options.Registry every connection of the registry,
+// each with its rooms.
 func (h *Hub) LocalPresence() []Presence {
+	out := h.localPresence()
+	slices.SortFunc(out, func(a, b Presence) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+func (h *Hub) localPresence() []Presence {
 	h.mu.RLock()
 	rooms := make(map[string][]string, len(h.clients))
 	var members []*tether.Conn
