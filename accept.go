@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
 	"strings"
 	"time"
 
+	"github.com/tetherws/tether/internal/bufpool"
 	"github.com/tetherws/tether/internal/wire"
 )
 
@@ -35,7 +37,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		http.Error(w, err.Error(), http.StatusForbidden)
 		return nil, &HandshakeError{StatusCode: http.StatusForbidden, Reason: err.Error()}
 	}
-	subprotocol := wire.SelectSubprotocol(wire.Tokens(r.Header, "Sec-WebSocket-Protocol"), opts.Subprotocols)
+	subprotocol := wire.SelectSubprotocol(wire.Tokens(r.Header, wire.HeaderProtocol), opts.Subprotocols)
 
 	hj, ok := w.(http.Hijacker)
 	if !ok {
@@ -51,23 +53,8 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	}
 
 	nc.SetDeadline(time.Time{}) // the HTTP server's deadlines do not apply to the WebSocket
-	var b strings.Builder
-	b.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n")
-	b.WriteString("Sec-WebSocket-Accept: " + wire.AcceptKey(key) + "\r\n")
-	if subprotocol != "" {
-		b.WriteString("Sec-WebSocket-Protocol: " + subprotocol + "\r\n")
-	}
 	negotiated, extHeader := acceptDeflate(r.Header, &opts.ConnOptions)
-	if extHeader != "" {
-		b.WriteString("Sec-WebSocket-Extensions: " + extHeader + "\r\n")
-	}
-	for k, vs := range w.Header() {
-		for _, v := range vs {
-			b.WriteString(k + ": " + v + "\r\n")
-		}
-	}
-	b.WriteString("\r\n")
-	if _, err := nc.Write([]byte(b.String())); err != nil {
+	if err := writeSwitching(nc, key, subprotocol, extHeader, w.Header()); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("tether: write handshake response: %w", err)
 	}
@@ -88,6 +75,30 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		*brw.Reader = bufio.Reader{}
 	}
 	return c, nil
+}
+
+// writeSwitching writes the 101 response, in one write from a pooled buffer.
+func writeSwitching(nc net.Conn, key, subprotocol, extHeader string, extra http.Header) error {
+	bp := bufpool.Get(512)
+	defer bufpool.Put(bp)
+	b := append(*bp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	b = wire.AppendAcceptKey(b, key)
+	b = append(b, "\r\n"...)
+	if subprotocol != "" {
+		b = append(append(append(b, "Sec-WebSocket-Protocol: "...), subprotocol...), "\r\n"...)
+	}
+	if extHeader != "" {
+		b = append(append(append(b, "Sec-WebSocket-Extensions: "...), extHeader...), "\r\n"...)
+	}
+	for k, vs := range extra {
+		for _, v := range vs {
+			b = append(append(append(append(b, k...), ": "...), v...), "\r\n"...)
+		}
+	}
+	b = append(b, "\r\n"...)
+	*bp = b // a grown buffer goes back to the pool, not the first one
+	_, err := nc.Write(b)
+	return err
 }
 
 // checkOrigin allows requests without Origin (not from a browser), requests

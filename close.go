@@ -214,8 +214,10 @@ func (c *conn) finish(ce *CloseError) {
 		if c.cfg.registry != nil {
 			c.cfg.registry.remove(c, ce)
 		}
-		c.log.Info("connection closed", "code", int(ce.Code), "reason", ce.Reason,
-			"duration", c.cfg.clock.Now().Sub(c.openedAt), "initiator", ce.Initiator)
+		if c.log.Enabled(context.Background(), slog.LevelInfo) {
+			c.log.Info("connection closed", "code", int(ce.Code), "reason", ce.Reason,
+				"duration", c.cfg.clock.Now().Sub(c.openedAt), "initiator", ce.Initiator)
+		}
 		if ce.Err != nil && !errors.Is(ce.Err, net.ErrClosed) && c.log.Enabled(context.Background(), slog.LevelDebug) {
 			c.log.Debug("connection error", "error", ce.Err)
 		}

@@ -103,7 +103,7 @@ func acceptDeflate(h http.Header, o *ConnOptions) (*wire.DeflateParams, string) 
 	if !ok {
 		return nil, ""
 	}
-	exts, err := wire.ParseExtensions(h.Values("Sec-WebSocket-Extensions"))
+	exts, err := wire.ParseExtensions(h.Values(wire.HeaderExtensions))
 	if err != nil {
 		return nil, "" // a malformed header declines every offer
 	}
@@ -117,7 +117,7 @@ func acceptDeflate(h http.Header, o *ConnOptions) (*wire.DeflateParams, string) 
 // checkDeflateResponse validates the server's Sec-WebSocket-Extensions
 // against the client's offer (nil when compression was not offered).
 func checkDeflateResponse(h http.Header, offer *wire.DeflateParams) (*wire.DeflateParams, error) {
-	exts, err := wire.ParseExtensions(h.Values("Sec-WebSocket-Extensions"))
+	exts, err := wire.ParseExtensions(h.Values(wire.HeaderExtensions))
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package tether
 
 import (
 	"bufio"
+	"context"
 	"log/slog"
 	"net"
 	"runtime"
@@ -121,7 +122,6 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 	}
 	c.mr.c = c
 	c.wholeReads.Store(true) // as the README reads: see messageBuf
-	c.initWriteBinding()
 	c.lastRecv.Store(c.openedAt.UnixNano())
 	c.log = cfg.logger.With("conn", id, "role", role.String(), "remote", addrString(nc.RemoteAddr()))
 	c.logOpen()
@@ -136,6 +136,9 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 }
 
 func (c *conn) logOpen() {
+	if !c.log.Enabled(context.Background(), slog.LevelInfo) {
+		return // the record's arguments would allocate even though it is dropped
+	}
 	where := "path"
 	if c.role == wire.Client {
 		where = "url"

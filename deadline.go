@@ -26,13 +26,8 @@ type writeBinding struct {
 	stop   func() bool     // undoes the AfterFunc registration
 	active bool            // a frame is being written
 	ended  bool            // the connection finished: unbind after the active frame
-	fired  chan struct{}   // the callback ran; capacity 1, reused
+	fired  chan struct{}   // the callback ran; capacity 1, made once
 	onDone func()          // the callback, bound once
-}
-
-func (c *conn) initWriteBinding() {
-	c.wb.fired = make(chan struct{}, 1)
-	c.wb.onDone = c.writeCtxDone
 }
 
 // writeCtxDone runs when the bound context is cancelled: a write blocked now
@@ -62,6 +57,10 @@ func (c *conn) bindWrite(ctx context.Context) {
 	}
 	if !dl.IsZero() {
 		c.nc.SetWriteDeadline(dl)
+	}
+	if c.wb.onDone == nil { // first registration: most connections never make one
+		c.wb.fired = make(chan struct{}, 1)
+		c.wb.onDone = c.writeCtxDone
 	}
 	c.wb.done, c.wb.dl = done, dl
 	c.wb.stop = context.AfterFunc(ctx, c.wb.onDone)

@@ -10,12 +10,30 @@ import (
 // acceptGUID is the fixed GUID of RFC 6455 section 1.3.
 const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
+// The handshake's header names as http.Header stores them (canonical MIME
+// form): looking a header up by its RFC spelling, Sec-WebSocket-Key,
+// allocates its canonical form on every call.
+const (
+	HeaderKey        = "Sec-Websocket-Key"
+	HeaderVersion    = "Sec-Websocket-Version"
+	HeaderProtocol   = "Sec-Websocket-Protocol"
+	HeaderAccept     = "Sec-Websocket-Accept"
+	HeaderExtensions = "Sec-Websocket-Extensions"
+)
+
 // AcceptKey computes Sec-WebSocket-Accept for a Sec-WebSocket-Key.
 func AcceptKey(key string) string {
+	var b [28]byte
+	return string(AppendAcceptKey(b[:0], key))
+}
+
+// AppendAcceptKey appends Sec-WebSocket-Accept for key to dst.
+func AppendAcceptKey(dst []byte, key string) []byte {
 	h := sha1.New()
 	h.Write([]byte(key))
 	h.Write([]byte(acceptGUID))
-	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+	var sum [sha1.Size]byte
+	return base64.StdEncoding.AppendEncode(dst, h.Sum(sum[:0]))
 }
 
 // ValidKey reports whether key is the base64 encoding of 16 bytes.
@@ -23,8 +41,9 @@ func ValidKey(key string) bool {
 	if len(key) != 24 {
 		return false
 	}
-	b, err := base64.StdEncoding.DecodeString(key)
-	return err == nil && len(b) == 16
+	var b [18]byte
+	n, err := base64.StdEncoding.Decode(b[:], []byte(key))
+	return err == nil && n == 16
 }
 
 // HandshakeError is an opening handshake the server must refuse, with the
@@ -52,10 +71,10 @@ func CheckRequest(method string, h http.Header) (key string, err *HandshakeError
 	if !HasToken(h, "Connection", "upgrade") {
 		return "", &HandshakeError{http.StatusBadRequest, `"Connection: upgrade" header missing`}
 	}
-	if v := h.Values("Sec-WebSocket-Version"); len(v) != 1 || strings.TrimSpace(v[0]) != Version {
+	if v := h.Values(HeaderVersion); len(v) != 1 || strings.TrimSpace(v[0]) != Version {
 		return "", &HandshakeError{http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version, want 13"}
 	}
-	keys := h.Values("Sec-WebSocket-Key")
+	keys := h.Values(HeaderKey)
 	if len(keys) != 1 || !ValidKey(strings.TrimSpace(keys[0])) {
 		return "", &HandshakeError{http.StatusBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64"}
 	}
@@ -76,10 +95,10 @@ func CheckResponse(status int, h http.Header, key string, offered []string) erro
 	if !HasToken(h, "Connection", "upgrade") {
 		return &HandshakeError{status, `"Connection: upgrade" header missing in response`}
 	}
-	if got := h.Get("Sec-WebSocket-Accept"); got != AcceptKey(key) {
+	if got := h.Get(HeaderAccept); got != AcceptKey(key) {
 		return &HandshakeError{status, "Sec-WebSocket-Accept does not match the key"}
 	}
-	if sp := h.Values("Sec-WebSocket-Protocol"); len(sp) > 0 {
+	if sp := h.Values(HeaderProtocol); len(sp) > 0 {
 		if len(sp) > 1 || !contains(offered, sp[0]) {
 			return &HandshakeError{status, "server selected a subprotocol the client did not offer"}
 		}
