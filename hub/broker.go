@@ -53,6 +53,9 @@ type Recoverer interface {
 	// History returns the messages of room after position since, oldest
 	// first, and a non-nil gap when some of them are no longer kept.
 	History(ctx context.Context, room string, since uint64) ([]Message, *Gap, error)
+	// Position returns the position of room's last message, 0 when it has
+	// none.
+	Position(ctx context.Context, room string) (uint64, error)
 }
 
 // Gap says that messages of Room after Since were lost to the subscriber:

@@ -125,6 +125,10 @@ type group struct {
 	// replaying holds, for each member being given its missed messages,
 	// the live ones that arrive meanwhile: they follow the replay.
 	replaying map[*client][]Message
+	// after is, for subscribers, the position they have reached by their
+	// start: this node's delivery may lag behind the history they were
+	// given, and the messages it delivers late are not sent twice.
+	after map[*client]uint64
 }
 
 // client is one connection's queue and writer.
@@ -245,6 +249,7 @@ func (h *Hub) leaveLocked(name string, cl *client) {
 	r.mu.Lock()
 	delete(r.members, cl)
 	delete(r.replaying, cl)
+	delete(r.after, cl)
 	empty := len(r.members) == 0
 	r.mu.Unlock()
 	if empty {
@@ -324,6 +329,9 @@ func (h *Hub) Deliver(m Message) int {
 			}
 			r.replaying[cl] = append(held, m) // queued by release
 			continue
+		}
+		if m.Seq != 0 && m.Seq <= r.after[cl] {
+			continue // the subscriber had it from the history
 		}
 		var pm *tether.PreparedMessage
 		if cl.envelope.Load() {

@@ -24,11 +24,16 @@ const Subprotocol = "tether.hub.v1"
 //
 // On the wire it is a JSON text message:
 //
+//	{"type":"subscribed","room":"news","seq":41}
 //	{"type":"message","room":"news","seq":42,"node":"n2","data":"hello"}
 //	{"type":"message","room":"news","seq":43,"node":"n1","binary":true,"data":"AAEC"}
 //	{"type":"gap","room":"news","since":17,"next":40}
 //
-// seq is absent when the broker keeps no history, or could not number the
+// A subscriber's first envelope is "subscribed": seq is the position it
+// starts from (the room's last message when it subscribed afresh, its own
+// since when it resumes), absent without history; a subscriber keeps the
+// seq of the last envelope it got and resumes after it. In messages, seq
+// is absent when the broker keeps no history, or could not number the
 // message (it was published while the history was unreachable). Binary
 // data is base64. A gap says that the messages after position since were
 // lost, up to next (absent when unknown): the subscriber should catch up by
@@ -46,8 +51,9 @@ type Envelope struct {
 
 // Envelope kinds.
 const (
-	KindMessage = "message"
-	KindGap     = "gap"
+	KindSubscribed = "subscribed"
+	KindMessage    = "message"
+	KindGap        = "gap"
 )
 
 type envelopeJSON struct {
@@ -61,7 +67,9 @@ type envelopeJSON struct {
 	Next   uint64 `json:"next,omitempty"`
 }
 
-// ParseEnvelope reads one message a subscriber received.
+// ParseEnvelope reads one message a subscriber received. An envelope of a
+// kind this version does not know is returned with its Kind and no error:
+// a subscriber should skip it, so that servers may add kinds.
 func ParseEnvelope(p []byte) (Envelope, error) {
 	var j envelopeJSON
 	if err := json.Unmarshal(p, &j); err != nil {
@@ -69,7 +77,7 @@ func ParseEnvelope(p []byte) (Envelope, error) {
 	}
 	e := Envelope{Kind: j.Type, Room: j.Room, Seq: j.Seq, Node: j.Node, Since: j.Since, Next: j.Next}
 	switch j.Type {
-	case KindGap:
+	case KindGap, KindSubscribed:
 	case KindMessage:
 		e.Type, e.Data = tether.Text, []byte(j.Data)
 		if j.Binary {
@@ -79,8 +87,8 @@ func ParseEnvelope(p []byte) (Envelope, error) {
 			}
 			e.Type, e.Data = tether.Binary, b
 		}
-	default:
-		return Envelope{}, fmt.Errorf("hub: envelope of unknown type %q", j.Type)
+	case "":
+		return Envelope{}, errors.New("hub: envelope without a type")
 	}
 	return e, nil
 }
@@ -95,13 +103,19 @@ func envelopeOf(m Message) (tether.MessageType, []byte) {
 	return tether.Text, p
 }
 
+func subscribedOf(room string, seq uint64) (tether.MessageType, []byte) {
+	p, _ := json.Marshal(envelopeJSON{Type: KindSubscribed, Room: room, Seq: seq})
+	return tether.Text, p
+}
+
 func gapOf(g *Gap) (tether.MessageType, []byte) {
 	p, _ := json.Marshal(envelopeJSON{Type: KindGap, Room: g.Room, Since: g.Since, Next: g.Next})
 	return tether.Text, p
 }
 
 // SinceFromRequest reads the position a reconnecting subscriber asks to
-// resume after: the query parameter "since", 0 when absent or malformed.
+// resume after: the query parameter "since", 0 (a fresh subscription) when
+// absent or malformed.
 func SinceFromRequest(r *http.Request) uint64 {
 	n, err := strconv.ParseUint(r.URL.Query().Get("since"), 10, 64)
 	if err != nil {
@@ -113,16 +127,18 @@ func SinceFromRequest(r *http.Request) uint64 {
 // Subscribe adds c to room like Join, and from then on sends it every
 // message in an Envelope, with the room, the position in the room's history
 // (with a Recoverer broker) and the publishing node. c should have
-// negotiated Subprotocol.
+// negotiated Subprotocol. The first envelope is "subscribed", with the
+// position the subscriber starts from.
 //
-// With since > 0, c is resuming: it first receives the messages of room
-// after position since, oldest first, from the broker's history, then the
-// live ones, each exactly once and in order. When some of the missed
-// messages are no longer kept (beyond the history's size or age), or the
-// broker keeps no history, a gap envelope comes first. Subscribe returns
-// when the missed messages are queued: it waits for c's queue while they
-// are many, until ctx ends.
+// With since > 0, c is resuming: after "subscribed" it receives the
+// messages of room after position since, oldest first, from the broker's
+// history, then the live ones, each exactly once and in order. When some
+// of the missed messages are no longer kept (beyond the history's size or
+// age), or the broker keeps no history, a gap envelope comes first.
+// Subscribe returns when the missed messages are queued: it waits for c's
+// queue while they are many, until ctx ends.
 func (h *Hub) Subscribe(ctx context.Context, room string, c *tether.Conn, since uint64) error {
+	rec, _ := h.broker.(Recoverer)
 	h.mu.Lock()
 	cl, err := h.joinLocked(room, c)
 	if err != nil {
@@ -130,32 +146,47 @@ func (h *Hub) Subscribe(ctx context.Context, room string, c *tether.Conn, since 
 		return err
 	}
 	cl.envelope.Store(true)
+	// Live messages wait while the subscriber gets its start.
 	r := h.rooms[room]
-	if since > 0 {
-		r.mu.Lock()
-		if r.replaying == nil {
-			r.replaying = map[*client][]Message{}
-		}
-		r.replaying[cl] = nil
-		r.mu.Unlock()
+	r.mu.Lock()
+	if r.replaying == nil {
+		r.replaying = map[*client][]Message{}
 	}
+	r.replaying[cl] = nil
+	r.mu.Unlock()
 	h.mu.Unlock()
-	if since == 0 {
-		return nil
-	}
-	last, err := h.replay(ctx, cl, room, since)
+	last, err := h.start(ctx, rec, cl, room, since)
 	h.release(cl, room, last)
 	return err
 }
 
+// start queues for cl its first envelopes and returns the position of the
+// last message it has.
+func (h *Hub) start(ctx context.Context, rec Recoverer, cl *client, room string, since uint64) (uint64, error) {
+	if since > 0 {
+		if err := h.push(ctx, cl, prepare(subscribedOf(room, since))); err != nil {
+			return since, err
+		}
+		return h.replay(ctx, rec, cl, room, since)
+	}
+	var pos uint64
+	if rec != nil {
+		var err error
+		if pos, err = rec.Position(ctx, room); err != nil {
+			h.log.Warn("hub: history unavailable: the subscriber starts without a position", h.connAttrs(cl, "room", room, "error", err.Error())...)
+		}
+	}
+	return pos, h.push(ctx, cl, prepare(subscribedOf(room, pos)))
+}
+
 // replay queues for cl the messages of room after since and returns the
 // position of the last one.
-func (h *Hub) replay(ctx context.Context, cl *client, room string, since uint64) (uint64, error) {
+func (h *Hub) replay(ctx context.Context, rec Recoverer, cl *client, room string, since uint64) (uint64, error) {
 	var (
 		msgs []Message
 		gap  *Gap
 	)
-	if rec, ok := h.broker.(Recoverer); ok {
+	if rec != nil {
 		var err error
 		msgs, gap, err = rec.History(ctx, room, since)
 		if err != nil {
@@ -220,6 +251,12 @@ func (h *Hub) release(cl *client, room string, last uint64) {
 		return
 	}
 	delete(r.replaying, cl)
+	if last > 0 {
+		if r.after == nil {
+			r.after = map[*client]uint64{}
+		}
+		r.after[cl] = last
+	}
 	n := 0
 	for _, m := range held {
 		if m.Seq != 0 && m.Seq <= last {

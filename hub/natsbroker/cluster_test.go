@@ -129,7 +129,7 @@ func TestClusterBroadcastExactlyOnce(t *testing.T) {
 				sent += nd.hub.Stats().Sent
 				st := nd.broker.Stats()
 				if st.Published != int64(count+1) || st.LocalOnly != 0 {
-					t.Errorf("%s: published %d (want %d), local only %d", nd.name, st.Published, count+1, st.LocalOnly)
+					t.Errorf("%s: published %d (want %d), local only %d; log:\n%s", nd.name, st.Published, count+1, st.LocalOnly, nd.logs)
 				}
 			}
 			if want := int64(total) * 3 * int64(count+1); sent != want {
@@ -294,4 +294,16 @@ func probe(t *testing.T, nodes []*node, conns []*tether.Conn) {
 			}
 		}
 	}
+}
+
+// TestNodeNameClash: two processes with one node name are told apart and
+// the clash is logged as an error.
+func TestNodeNameClash(t *testing.T) {
+	s := natsServer(t, 0, false, false)
+	a := startNode(t, "same", Options{URL: s.ClientURL()})
+	b := startNode(t, "same", Options{URL: s.ClientURL()})
+	eventually(t, "the clash to be logged", func() bool {
+		return strings.Contains(a.logs.String(), "another process runs as this node") &&
+			strings.Contains(b.logs.String(), "another process runs as this node")
+	})
 }

@@ -30,12 +30,23 @@ var discard = slog.New(slog.DiscardHandler)
 // port, when not 0). With routes, it joins the cluster of those route URLs.
 func natsServer(t *testing.T, port int, jetstream bool, cluster bool, routes ...string) *server.Server {
 	t.Helper()
+	dir := ""
+	if jetstream {
+		dir = t.TempDir()
+	}
+	return natsServerIn(t, port, dir, cluster, routes...)
+}
+
+// natsServerIn is natsServer with JetStream storing in dir ("" for no
+// JetStream).
+func natsServerIn(t *testing.T, port int, dir string, cluster bool, routes ...string) *server.Server {
+	t.Helper()
 	if port == 0 {
 		port = -1
 	}
 	o := &server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true, ServerName: fmt.Sprintf("s%d", time.Now().UnixNano())}
-	if jetstream {
-		o.JetStream, o.StoreDir = true, t.TempDir()
+	if dir != "" {
+		o.JetStream, o.StoreDir = true, dir
 	}
 	if cluster {
 		o.Cluster = server.ClusterOpts{Name: "tether-test", Host: "127.0.0.1", Port: -1}
@@ -209,4 +220,16 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func (n *node) joined(t *testing.T, room string, want int) {
 	t.Helper()
 	eventually(t, fmt.Sprintf("%d members of %s on %s", want, room, n.name), func() bool { return n.hub.Len(room) == want })
+}
+
+// subscribe opens a subscriber to room on n, resuming after since, and
+// reads its "subscribed" envelope: it returns the position it starts from.
+func (n *node) subscribe(t *testing.T, room string, since uint64) (*tether.Conn, uint64) {
+	t.Helper()
+	c := n.dial(t, room, true, since)
+	e := readEnvelope(t, c)
+	if e.Kind != hub.KindSubscribed || e.Room != room || since > 0 && e.Seq != since {
+		t.Fatalf("first envelope %+v, want subscribed to %s from %d", e, room, since)
+	}
+	return c, e.Seq
 }

@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,6 +114,7 @@ type Broker struct {
 	stream  atomic.Pointer[jetstream.Stream]
 	subs    []*nats.Subscription
 	cons    jetstream.ConsumeContext
+	created time.Time  // of the stream cons reads
 	setupMu sync.Mutex // serializes setup of the stream and consumer
 
 	roomMu sync.Mutex
@@ -125,6 +127,7 @@ type Broker struct {
 	disconnects, published, received, localOnly, pubErrors atomic.Int64
 	lastAsync                                              atomic.Int64 // unix ns of the last async error logged
 	ready                                                  atomic.Bool  // Start has set nc: the callbacks may act
+	closing                                                atomic.Bool  // Close has begun
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -278,12 +281,12 @@ func (b *Broker) setup() error {
 	}
 	b.setupMu.Lock()
 	defer b.setupMu.Unlock()
-	if b.cons != nil {
-		return nil
-	}
-	js, err := jetstream.New(b.nc)
-	if err != nil {
-		return fmt.Errorf("natsbroker: jetstream: %w", err)
+	js := b.js
+	if js == nil {
+		var err error
+		if js, err = jetstream.New(b.nc); err != nil {
+			return fmt.Errorf("natsbroker: jetstream: %w", err)
+		}
 	}
 	cfg := jetstream.StreamConfig{
 		Name:              b.opts.Stream,
@@ -304,6 +307,19 @@ func (b *Broker) setup() error {
 	if err != nil {
 		return fmt.Errorf("natsbroker: stream %s: %w", b.opts.Stream, err)
 	}
+	created := s.CachedInfo().Created
+	if b.cons != nil {
+		if created.Equal(b.created) {
+			return nil // the ordered consumer resumes by itself
+		}
+		// The stream is new (NATS lost it): positions start over.
+		b.log.Warn("cluster broker: the history stream was recreated: positions start over", "node", b.node, "stream", b.opts.Stream)
+		b.cons.Stop()
+		b.cons = nil
+		b.roomMu.Lock()
+		b.rooms = map[string]*roomState{}
+		b.roomMu.Unlock()
+	}
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{b.opts.Prefix + ".room.>"},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
@@ -315,7 +331,7 @@ func (b *Broker) setup() error {
 	if err != nil {
 		return fmt.Errorf("natsbroker: consume: %w", err)
 	}
-	b.js, b.cons = js, cc
+	b.js, b.cons, b.created = js, cc, created
 	b.stream.Store(&s)
 	return nil
 }
@@ -338,6 +354,9 @@ func (b *Broker) up(how string) {
 
 // lost records that NATS is unreachable.
 func (b *Broker) lost(err error) {
+	if b.closing.Load() {
+		return // Close closes the connection: not an outage
+	}
 	if !b.connected.Swap(false) && b.down.Load() {
 		return
 	}
@@ -490,12 +509,33 @@ func (b *Broker) publishStream(ctx context.Context, m hub.Message) (int, error) 
 		}
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) && attempt < 100 && ctx.Err() == nil {
-			r.known = false // another node published to the room: look again
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) && ctx.Err() == nil {
+			// Another node published to the room: the error names the
+			// room's last position; take it and try again after a pause
+			// that grows, so that contending nodes do not keep colliding.
+			if n, ok := wrongLast(apiErr.Description); ok {
+				r.last = n
+			} else {
+				r.known = false
+			}
+			if attempt > 0 {
+				time.Sleep(time.Duration(rand.Int64N(int64(min(attempt, 20)) * int64(100*time.Microsecond))))
+			}
 			continue
 		}
 		return b.fallback(m, err), nil
 	}
+}
+
+// wrongLast reads the room's last position from the stream's "wrong last
+// sequence: N" error.
+func wrongLast(desc string) (uint64, bool) {
+	i := strings.LastIndexByte(desc, ':')
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(desc[i+1:]), 10, 64)
+	return n, err == nil
 }
 
 // fallback delivers m on this node only, the stream being unreachable.
@@ -555,16 +595,24 @@ func (b *Broker) History(ctx context.Context, room string, since uint64) ([]hub.
 	if err != nil {
 		return nil, nil, err
 	}
-	if last <= since {
-		// Nothing after since is kept. If the room had messages after
-		// since that this node saw, they aged out.
+	if last == 0 {
+		// The room keeps nothing. If this node saw messages after since,
+		// they aged out, unless one is being published right now.
 		r := b.room(room)
 		r.mu.Lock()
-		lost := r.known && r.last > since
+		seen := r.known && r.last > since
 		r.mu.Unlock()
-		if lost {
-			return nil, &hub.Gap{Room: room, Since: since}, nil
+		if seen {
+			if last, err = lastSeq(ctx, s, subject); err != nil {
+				return nil, nil, err
+			}
+			if last == 0 {
+				return nil, &hub.Gap{Room: room, Since: since}, nil
+			}
 		}
+	}
+	if last <= since {
+		// Kept messages are the room's newest: none came after since.
 		return nil, nil, nil
 	}
 	var (
@@ -597,8 +645,22 @@ func (b *Broker) History(ctx context.Context, room string, since uint64) ([]hub.
 	return out, gap, nil
 }
 
-// Stats returns the broker's counters.
+// Position returns the position of room's last message: see hub.Recoverer.
+func (b *Broker) Position(ctx context.Context, room string) (uint64, error) {
+	sp := b.stream.Load()
+	if !b.opts.JetStream || sp == nil {
+		return 0, errors.New("natsbroker: no history: JetStream is off or unreachable")
+	}
+	return lastSeq(ctx, *sp, b.Subject(room))
+}
+
+// Stats returns the broker's counters; they are zero before the hub starts
+// the broker.
 func (b *Broker) Stats() Stats {
+	nodes := 0
+	if b.ready.Load() {
+		nodes = b.presence.nodes()
+	}
 	return Stats{
 		Connected:     b.connected.Load(),
 		Disconnects:   b.disconnects.Load(),
@@ -606,7 +668,7 @@ func (b *Broker) Stats() Stats {
 		Received:      b.received.Load(),
 		LocalOnly:     b.localOnly.Load(),
 		PublishErrors: b.pubErrors.Load(),
-		Nodes:         b.presence.nodes(),
+		Nodes:         nodes,
 	}
 }
 
@@ -617,6 +679,7 @@ func (b *Broker) Node() string { return b.node }
 // connection it dialed. The hub calls it.
 func (b *Broker) Close() error {
 	b.once.Do(func() {
+		b.closing.Store(true)
 		close(b.stop)
 		b.presence.goodbye()
 		b.wg.Wait()
@@ -633,7 +696,9 @@ func (b *Broker) Close() error {
 
 func (b *Broker) closeConn() {
 	if b.ownConn {
-		b.nc.Flush()
+		if b.nc.IsConnected() {
+			b.nc.FlushTimeout(time.Second) // the goodbye
+		}
 		b.nc.Close()
 	}
 }

@@ -2,9 +2,12 @@ package natsbroker
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,6 +24,7 @@ const presenceChunk = 500
 // it is still there, its connections unchanged since the last generation.
 type announcement struct {
 	Node     string         `json:"node"`
+	Instance string         `json:"instance"`
 	Gen      uint64         `json:"gen"`
 	Part     int            `json:"part"`
 	Parts    int            `json:"parts"`
@@ -39,8 +43,10 @@ const fullEvery = 5
 // after a node says hello) and keeps the other nodes' announcements until
 // they go quiet for three intervals.
 type presence struct {
-	b    *Broker
-	soon chan struct{}
+	b        *Broker
+	soon     chan struct{}
+	instance string // tells this process from another that took its node name
+	clash    atomic.Bool
 
 	mu    sync.Mutex
 	gen   uint64
@@ -63,7 +69,7 @@ type peer struct {
 }
 
 func newPresence(b *Broker) *presence {
-	return &presence{b: b, soon: make(chan struct{}, 1), peers: map[string]*peer{}}
+	return &presence{b: b, soon: make(chan struct{}, 1), peers: map[string]*peer{}, instance: strconv.FormatUint(rand.Uint64(), 36)}
 }
 
 func (p *presence) subject(node string) string {
@@ -132,7 +138,7 @@ func (p *presence) announce(bye bool) {
 		p.age++
 		gen := p.gen
 		p.mu.Unlock()
-		data, _ := json.Marshal(announcement{Node: p.b.node, Gen: gen, Parts: 1, Alive: true, Interval: p.b.opts.PresenceInterval.Seconds()})
+		data, _ := json.Marshal(announcement{Node: p.b.node, Instance: p.instance, Gen: gen, Parts: 1, Alive: true, Interval: p.b.opts.PresenceInterval.Seconds()})
 		p.b.nc.Publish(p.subject(p.b.node), data)
 		return
 	}
@@ -143,7 +149,7 @@ func (p *presence) announce(bye bool) {
 	parts := max(1, (len(conns)+presenceChunk-1)/presenceChunk)
 	for i := range parts {
 		chunk := conns[min(i*presenceChunk, len(conns)):min((i+1)*presenceChunk, len(conns))]
-		a := announcement{Node: p.b.node, Gen: gen, Part: i, Parts: parts, Bye: bye,
+		a := announcement{Node: p.b.node, Instance: p.instance, Gen: gen, Part: i, Parts: parts, Bye: bye,
 			Interval: p.b.opts.PresenceInterval.Seconds(), Conns: chunk}
 		data, err := json.Marshal(a)
 		if err != nil {
@@ -175,7 +181,15 @@ func (p *presence) goodbye() {
 // receive files another node's announcement.
 func (p *presence) receive(msg *nats.Msg) {
 	var a announcement
-	if json.Unmarshal(msg.Data, &a) != nil || a.Node == p.b.node || a.Parts < 1 || a.Part < 0 || a.Part >= a.Parts {
+	if json.Unmarshal(msg.Data, &a) != nil || a.Parts < 1 || a.Part < 0 || a.Part >= a.Parts {
+		return
+	}
+	if a.Node == p.b.node {
+		if a.Instance != p.instance && p.clash.CompareAndSwap(false, true) {
+			// Without JetStream each would take the other's broadcasts
+			// for its own and drop them.
+			p.b.log.Error("cluster broker: another process runs as this node: give each node its own name", "node", p.b.node)
+		}
 		return
 	}
 	p.mu.Lock()
