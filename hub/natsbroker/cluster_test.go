@@ -14,7 +14,7 @@ import (
 )
 
 // clients spreads n raw clients of room over the nodes, round robin.
-func clients(t *testing.T, nodes []*node, room string, n int) []*tether.Conn {
+func clients(t testing.TB, nodes []*node, room string, n int) []*tether.Conn {
 	t.Helper()
 	conns := make([]*tether.Conn, n)
 	for i := range conns {

@@ -28,7 +28,7 @@ var discard = slog.New(slog.DiscardHandler)
 
 // natsServer starts an embedded NATS server on a random loopback port (or
 // port, when not 0). With routes, it joins the cluster of those route URLs.
-func natsServer(t *testing.T, port int, jetstream bool, cluster bool, routes ...string) *server.Server {
+func natsServer(t testing.TB, port int, jetstream bool, cluster bool, routes ...string) *server.Server {
 	t.Helper()
 	dir := ""
 	if jetstream {
@@ -39,7 +39,7 @@ func natsServer(t *testing.T, port int, jetstream bool, cluster bool, routes ...
 
 // natsServerIn is natsServer with JetStream storing in dir ("" for no
 // JetStream).
-func natsServerIn(t *testing.T, port int, dir string, cluster bool, routes ...string) *server.Server {
+func natsServerIn(t testing.TB, port int, dir string, cluster bool, routes ...string) *server.Server {
 	t.Helper()
 	if port == 0 {
 		port = -1
@@ -118,7 +118,7 @@ type node struct {
 	logs   *logBuffer
 }
 
-func startNode(t *testing.T, name string, bo Options) *node {
+func startNode(t testing.TB, name string, bo Options) *node {
 	t.Helper()
 	n := &node{name: name, reg: tether.NewRegistry(), logs: &logBuffer{}}
 	n.reg.Logger = discard
@@ -170,7 +170,7 @@ func startNode(t *testing.T, name string, bo Options) *node {
 }
 
 // dial opens a client to room on n; sub asks for envelopes.
-func (n *node) dial(t *testing.T, room string, sub bool, since uint64) *tether.Conn {
+func (n *node) dial(t testing.TB, room string, sub bool, since uint64) *tether.Conn {
 	t.Helper()
 	opts := &tether.DialOptions{FanOut: true, ConnOptions: tether.ConnOptions{
 		Registry: tether.NoRegistry, PingInterval: -1, Logger: discard}}
@@ -190,7 +190,7 @@ func (n *node) dial(t *testing.T, room string, sub bool, since uint64) *tether.C
 }
 
 // readEnvelope reads one envelope, failing the test after 10 s.
-func readEnvelope(t *testing.T, c *tether.Conn) hub.Envelope {
+func readEnvelope(t testing.TB, c *tether.Conn) hub.Envelope {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -205,7 +205,7 @@ func readEnvelope(t *testing.T, c *tether.Conn) hub.Envelope {
 	return e
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
@@ -217,14 +217,14 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 // joined waits until room has want members on n.
-func (n *node) joined(t *testing.T, room string, want int) {
+func (n *node) joined(t testing.TB, room string, want int) {
 	t.Helper()
 	eventually(t, fmt.Sprintf("%d members of %s on %s", want, room, n.name), func() bool { return n.hub.Len(room) == want })
 }
 
 // subscribe opens a subscriber to room on n, resuming after since, and
 // reads its "subscribed" envelope: it returns the position it starts from.
-func (n *node) subscribe(t *testing.T, room string, since uint64) (*tether.Conn, uint64) {
+func (n *node) subscribe(t testing.TB, room string, since uint64) (*tether.Conn, uint64) {
 	t.Helper()
 	c := n.dial(t, room, true, since)
 	e := readEnvelope(t, c)
