@@ -139,6 +139,17 @@ func SinceFromRequest(r *http.Request) uint64 {
 // queue while they are many, until ctx ends.
 func (h *Hub) Subscribe(ctx context.Context, room string, c *tether.Conn, since uint64) error {
 	rec, _ := h.broker.(Recoverer)
+	// A fresh subscriber starts at the room's last message, looked up
+	// before it joins: what comes after reaches it live, or from the
+	// history if it was delivered here before the join.
+	fresh := since == 0
+	if fresh && rec != nil {
+		var err error
+		if since, err = rec.Position(ctx, room); err != nil {
+			h.log.Warn("hub: history unavailable: the subscriber starts without a position", "conn", c.ID(), "room", room, "error", err.Error())
+			rec, since = nil, 0
+		}
+	}
 	h.mu.Lock()
 	cl, err := h.joinLocked(room, c)
 	if err != nil {
@@ -155,33 +166,19 @@ func (h *Hub) Subscribe(ctx context.Context, room string, c *tether.Conn, since 
 	r.replaying[cl] = nil
 	r.mu.Unlock()
 	h.mu.Unlock()
-	last, err := h.start(ctx, rec, cl, room, since)
+	last := since
+	err = h.push(ctx, cl, prepare(subscribedOf(room, since)))
+	if err == nil && (!fresh || rec != nil) {
+		last, err = h.replay(ctx, rec, cl, room, since, fresh)
+	}
 	h.release(cl, room, last)
 	return err
 }
 
-// start queues for cl its first envelopes and returns the position of the
-// last message it has.
-func (h *Hub) start(ctx context.Context, rec Recoverer, cl *client, room string, since uint64) (uint64, error) {
-	if since > 0 {
-		if err := h.push(ctx, cl, prepare(subscribedOf(room, since))); err != nil {
-			return since, err
-		}
-		return h.replay(ctx, rec, cl, room, since)
-	}
-	var pos uint64
-	if rec != nil {
-		var err error
-		if pos, err = rec.Position(ctx, room); err != nil {
-			h.log.Warn("hub: history unavailable: the subscriber starts without a position", h.connAttrs(cl, "room", room, "error", err.Error())...)
-		}
-	}
-	return pos, h.push(ctx, cl, prepare(subscribedOf(room, pos)))
-}
-
 // replay queues for cl the messages of room after since and returns the
-// position of the last one.
-func (h *Hub) replay(ctx context.Context, rec Recoverer, cl *client, room string, since uint64) (uint64, error) {
+// position of the last one. A fresh subscriber is never told of a gap: it
+// missed nothing.
+func (h *Hub) replay(ctx context.Context, rec Recoverer, cl *client, room string, since uint64, fresh bool) (uint64, error) {
 	var (
 		msgs []Message
 		gap  *Gap
@@ -196,7 +193,7 @@ func (h *Hub) replay(ctx context.Context, rec Recoverer, cl *client, room string
 	} else {
 		gap = &Gap{Room: room, Since: since}
 	}
-	if gap != nil {
+	if gap != nil && !fresh {
 		if err := h.push(ctx, cl, prepare(gapOf(gap))); err != nil {
 			return since, err
 		}
