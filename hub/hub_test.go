@@ -61,14 +61,20 @@ func newHubServer(t *testing.T, opts *Options, closeTimeout time.Duration) *hubS
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
 		defer wg.Done()
-		c, err := tether.Accept(w, r, &tether.AcceptOptions{ConnOptions: tether.ConnOptions{
+		c, err := tether.Accept(w, r, &tether.AcceptOptions{Subprotocols: []string{Subprotocol}, ConnOptions: tether.ConnOptions{
 			Registry: s.reg, PingInterval: -1, CloseTimeout: closeTimeout, Logger: discard}})
 		if err != nil {
 			return
 		}
 		defer c.CloseNow()
 		s.conns.Store(c.RemoteAddr().String(), c)
-		if err := s.hub.Join(strings.TrimPrefix(r.URL.Path, "/"), c); err != nil {
+		room := strings.TrimPrefix(r.URL.Path, "/")
+		if c.Subprotocol() == Subprotocol {
+			err = s.hub.Subscribe(r.Context(), room, c, SinceFromRequest(r))
+		} else {
+			err = s.hub.Join(room, c)
+		}
+		if err != nil {
 			return
 		}
 		for {
@@ -107,6 +113,19 @@ func (s *hubServer) dial(room string, slow bool) *tether.Conn {
 		}
 	}
 	c, _, err := tether.Dial(context.Background(), s.url+"/"+room, opts)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+// dialSub opens a subscriber in room, resuming after since.
+func (s *hubServer) dialSub(room string, since uint64) *tether.Conn {
+	s.t.Helper()
+	opts := &tether.DialOptions{FanOut: true, Subprotocols: []string{Subprotocol}, ConnOptions: tether.ConnOptions{
+		Registry: tether.NoRegistry, PingInterval: -1, Logger: discard}}
+	c, _, err := tether.Dial(context.Background(), fmt.Sprintf("%s/%s?since=%d", s.url, room, since), opts)
 	if err != nil {
 		s.t.Fatal(err)
 	}
