@@ -159,38 +159,53 @@ func TestClusterBroadcastExactlyOnce(t *testing.T) {
 	}
 }
 
-// TestNodeGoneTakesOnlyItsConnections: a node that stops leaves the
-// others' presence and delivery intact.
+// TestNodeGoneTakesOnlyItsConnections: a node that stops, with a goodbye
+// or without one (it crashed: its NATS connection and its clients drop at
+// once), leaves the others' presence and delivery intact.
 func TestNodeGoneTakesOnlyItsConnections(t *testing.T) {
-	s := natsServer(t, 0, false, false)
-	var nodes []*node
-	for i := range 3 {
-		nodes = append(nodes, startNode(t, fmt.Sprintf("n%d", i+1), Options{URL: s.ClientURL()}))
-	}
-	conns := clients(t, nodes, "lobby", 30)
-	// n3 goes: its hub and broker stop, its clients are dropped.
-	nodes[2].hub.Close()
-	eventually(t, "n3 to leave n1's presence", func() bool {
-		for _, p := range nodes[0].hub.Presence() {
-			if p.Node == "n3" {
-				return false
+	for _, crash := range []bool{false, true} {
+		t.Run(map[bool]string{false: "goodbye", true: "crash"}[crash], func(t *testing.T) {
+			s := natsServer(t, 0, false, false)
+			var nodes []*node
+			for i := range 3 {
+				nodes = append(nodes, startNode(t, fmt.Sprintf("n%d", i+1), Options{URL: s.ClientURL()}))
 			}
-		}
-		return len(nodes[0].hub.Presence()) == 20
-	})
-	var alive []*tether.Conn
-	for i, c := range conns {
-		if i%3 != 2 {
-			alive = append(alive, c)
-		}
+			conns := clients(t, nodes, "lobby", 30)
+			eventually(t, "presence of all", func() bool { return len(nodes[0].hub.Presence()) == 30 })
+			if crash {
+				nodes[2].broker.nc.Close() // no goodbye
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				nodes[2].reg.Shutdown(ctx, tether.StatusGoingAway, "")
+			} else {
+				nodes[2].hub.Close()
+			}
+			eventually(t, "n3 to leave n1's presence", func() bool {
+				for _, p := range nodes[0].hub.Presence() {
+					if p.Node == "n3" {
+						return false
+					}
+				}
+				return len(nodes[0].hub.Presence()) == 20
+			})
+			if n := nodes[1].broker.Stats().Nodes; n != 2 {
+				t.Fatalf("n2 sees %d nodes, want 2", n)
+			}
+			var alive []*tether.Conn
+			for i, c := range conns {
+				if i%3 != 2 {
+					alive = append(alive, c)
+				}
+			}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				collect(t, alive, names(nodes[:2]), 10)
+			}()
+			publish(t, nodes[:2], "lobby", 10)
+			<-done
+		})
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		collect(t, alive, names(nodes[:2]), 10)
-	}()
-	publish(t, nodes[:2], "lobby", 10)
-	<-done
 }
 
 // TestNATSServerKilled: three NATS servers in a cluster, each node on its
