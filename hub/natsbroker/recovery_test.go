@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tetherws/tether"
 	"github.com/tetherws/tether/hub"
 )
@@ -233,6 +234,9 @@ func TestNATSOutageDegradesAndResumes(t *testing.T) {
 	if !strings.Contains(nodes[0].logs.String(), "cluster broker disconnected: delivering to this node's connections only") {
 		t.Fatalf("no warning in the log:\n%s", nodes[0].logs)
 	}
+	metricIs(t, nodes[0].broker, "tether_cluster_connected", 0)
+	metricIs(t, nodes[0].broker, "tether_cluster_local_only_total", 1)
+	metricIs(t, nodes[0].broker, "tether_cluster_disconnects_total", 1)
 
 	natsServer(t, port, false, false)
 	for _, nd := range nodes {
@@ -253,6 +257,31 @@ func TestNATSOutageDegradesAndResumes(t *testing.T) {
 	if !strings.Contains(nodes[0].logs.String(), "cluster broker reconnected") {
 		t.Fatalf("no record of the reconnection:\n%s", nodes[0].logs)
 	}
+	metricIs(t, nodes[0].broker, "tether_cluster_connected", 1)
+	metricIs(t, nodes[0].broker, "tether_cluster_nodes", 2)
+}
+
+// metricIs checks one of the broker's Prometheus metrics.
+func metricIs(t *testing.T, b *Broker, name string, want float64) {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(b.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		got := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		if got != want {
+			t.Fatalf("%s = %v, want %v", name, got, want)
+		}
+		return
+	}
+	t.Fatalf("no metric %s", name)
 }
 
 func readIs(t *testing.T, c *tether.Conn, want string) {
