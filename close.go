@@ -35,7 +35,7 @@ func (c *conn) close(code StatusCode, reason string) error {
 		return err
 	}
 	if !first {
-		<-c.readDone
+		c.waitRead()
 		return errors.New("tether: connection already closing")
 	}
 	t := c.cfg.clock.AfterFunc(c.cfg.closeTimeout, func() {
@@ -43,6 +43,12 @@ func (c *conn) close(code StatusCode, reason string) error {
 			Err: errors.New("close handshake timed out")})
 		c.nc.Close()
 	})
+	if c.inHandle.Load() {
+		// Serve's handle is running, maybe on the read loop, which reads
+		// the peer's close frame once it returns: waiting here could wait
+		// forever. The timer above still bounds the handshake.
+		return nil
+	}
 	<-c.readDone
 	t.Stop()
 	c.closeMu.Lock()
@@ -61,8 +67,16 @@ func (c *conn) closeNow() error {
 	c.finish(&CloseError{Code: StatusAbnormal, Reason: "closed without handshake", Initiator: "local"})
 	c.aborting.Wait() // a keepalive timeout's close frame may be on its way
 	err := c.nc.Close()
-	<-c.readDone
+	c.waitRead()
 	return err
+}
+
+// waitRead waits for the read loop to end, unless Serve's handle is running:
+// it may be running on the read loop itself.
+func (c *conn) waitRead() {
+	if !c.inHandle.Load() {
+		<-c.readDone
+	}
 }
 
 // sendClose writes a close frame unless one was sent already; first reports

@@ -17,7 +17,7 @@ import (
 // Conn is a WebSocket connection, client or server.
 //
 // Write, Writer, Ping and Close may be called concurrently with each other
-// and with one reader (Read or Reader). A background goroutine reads frames,
+// and with one reader (Read, Reader or Serve). A background goroutine reads frames,
 // answers pings and sends keepalive pings, so control traffic flows even
 // while the application is not reading; it exits when the connection closes.
 type Conn struct {
@@ -78,8 +78,14 @@ type conn struct {
 	stats connStats
 
 	// wholeReads says the application last took a message with Read, not
-	// Reader: see messageBuf.
+	// Reader or Serve: see messageBuf.
 	wholeReads atomic.Bool
+
+	// Serve: see serve.go
+	srv       atomic.Pointer[server] // the running Serve, or nil
+	handleMu  sync.Mutex             // held around each handle call
+	inHandle  atomic.Bool            // a handle call is in progress
+	readState atomic.Int64           // Read and Reader calls waiting, plus serving
 }
 
 type connStats struct {

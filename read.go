@@ -20,10 +20,15 @@ type message struct {
 }
 
 // Read returns the next whole message. The returned slice belongs to the
-// caller. Read returns a *CloseError once the connection has closed and every
+// caller (Serve is the way to read without an allocation per message). Read returns a *CloseError once the connection has closed and every
 // message received before that has been read. Cancelling ctx abandons the
 // wait without harming the connection.
 func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
+	if c.readState.Add(1) < 0 {
+		c.readState.Add(-1)
+		return 0, nil, ErrReadConflict
+	}
+	defer c.readState.Add(-1)
 	if !c.wholeReads.Load() {
 		c.wholeReads.Store(true)
 	}
@@ -37,6 +42,11 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 // Reader returns the next message as a stream. The reader is valid until the
 // next call to Read or Reader; reading it to the end recycles its buffer.
 func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
+	if c.readState.Add(1) < 0 {
+		c.readState.Add(-1)
+		return 0, nil, ErrReadConflict
+	}
+	defer c.readState.Add(-1)
 	if c.wholeReads.Load() {
 		c.wholeReads.Store(false)
 	}
@@ -100,7 +110,8 @@ func (r *messageReader) release() {
 }
 
 // readLoop reads frames until the connection ends: it delivers data messages
-// to the queue, answers pings, settles pongs and runs the closing handshake.
+// to Serve's handle or the queue, answers pings, settles pongs and runs the
+// closing handshake.
 func (c *conn) readLoop() {
 	defer close(c.readDone)
 	defer c.br.close()
@@ -179,7 +190,7 @@ func (c *conn) readLoop() {
 			c.whole = nil // the application's now; an idle connection keeps nothing
 		}
 		cur = nil
-		if !c.deliver(m) {
+		if !c.dispatch(m) {
 			return
 		}
 	}
@@ -244,9 +255,8 @@ func growCap(b *[]byte, n int) *[]byte {
 	return nb
 }
 
+// deliver queues m for Read and Reader. It reports whether to keep reading.
 func (c *conn) deliver(m message) bool {
-	c.stats.messagesIn.Add(1)
-	c.stats.bytesIn.Add(int64(len(m.p)))
 	select {
 	case c.msgs <- m: // room in the queue, or the application waiting
 		return true

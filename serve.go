@@ -1,0 +1,179 @@
+package tether
+
+import (
+	"context"
+	"errors"
+
+	"github.com/tetherws/tether/internal/wire"
+)
+
+// ErrReadConflict is returned by Read and Reader while Serve runs, and by
+// Serve while another Serve, a Read or a Reader is in progress: a
+// connection's messages go to one consumer at a time.
+var ErrReadConflict = errors.New("tether: Serve cannot run alongside Read, Reader or another Serve")
+
+// serving is added to conn.readState while Serve runs; Read and Reader add 1
+// while they wait, so a negative state refuses them and a non-zero one
+// refuses Serve.
+const serving = -1 << 40
+
+// server is one call of Serve: the handler the read loop calls.
+type server struct {
+	handle func(MessageType, []byte) error
+	err    error         // handle's first error; set under conn.handleMu
+	failed chan struct{} // closed when err is set
+}
+
+// Serve calls handle for each message the connection receives, in order, one
+// at a time, until the connection ends, handle fails or ctx is done. It is
+// the fast way to read: there is no hand-over between goroutines and no
+// allocation per message. The connection's own reader goroutine calls handle
+// as soon as a message is complete (messages queued before Serve was called
+// go first), and p is a pooled buffer that is reused once handle returns:
+// copy what must outlive the call. handle may call Write, Writer, Ping, Close
+// and CloseNow.
+//
+// While handle runs the connection reads nothing more, as with gorilla's
+// ReadMessage loop or gws's OnMessage: pings wait for their pongs, keepalive
+// pongs are not seen (a handle call blocked past PingTimeout fails the
+// connection with 1011) and a peer's close frame waits. A Close called while
+// handle runs sends the close frame and returns nil without waiting for the
+// peer's; Serve returns once the handshake is over.
+//
+// Serve returns the connection's *CloseError when it ends, as Read does. When
+// handle returns an error, Serve closes the connection and returns that
+// error: with the code and reason of a *CloseError it holds (errors.As, a code
+// that may be sent), otherwise with 1011 (StatusInternalError) and reason
+// "internal error", so the error's text does not reach the peer; data that
+// arrives while closing is discarded. When ctx is done, Serve waits for a
+// handle call in progress, returns ctx.Err() and leaves the connection open:
+// later messages wait for Read, Reader or the next Serve.
+//
+// Serve cannot be used alongside Read, Reader or another Serve on the same
+// connection; it returns ErrReadConflict, and they return it while Serve runs.
+func (c *Conn) Serve(ctx context.Context, handle func(typ MessageType, p []byte) error) error {
+	if handle == nil {
+		return errors.New("tether: Serve with a nil handle")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !c.readState.CompareAndSwap(0, serving) {
+		return ErrReadConflict
+	}
+	defer c.readState.Add(-serving)
+	s := &server{handle: handle, failed: make(chan struct{})}
+	c.wholeReads.Store(false) // assemble in pooled buffers
+	c.srv.Store(s)
+	c.serveQueued(s)
+	select {
+	case <-s.failed:
+		// s stays installed while closing, so data that still comes is
+		// discarded, not queued.
+		code, reason := handleErrorClose(s.err)
+		c.close(code, reason)
+		c.stopServing(s)
+		return s.err
+	case <-c.done:
+		c.stopServing(s)
+		if s.err != nil {
+			return s.err
+		}
+		return c.err
+	case <-ctx.Done():
+		c.stopServing(s)
+		if s.err != nil {
+			return s.err
+		}
+		return ctx.Err()
+	}
+}
+
+// stopServing uninstalls s once the handle call in progress, if any, has
+// returned; messages from then on wait in the queue.
+func (c *conn) stopServing(s *server) {
+	c.handleMu.Lock()
+	c.srv.CompareAndSwap(s, nil)
+	if c.isDone() {
+		// Messages received before the end go to handle, as Read would
+		// still return them.
+		c.handleQueuedLocked(s)
+	}
+	c.handleMu.Unlock()
+}
+
+// handleErrorClose is the close frame for an error returned by handle.
+func handleErrorClose(err error) (StatusCode, string) {
+	var ce *CloseError
+	if errors.As(err, &ce) && wire.ValidCloseCode(uint16(ce.Code)) {
+		return ce.Code, ce.Reason
+	}
+	return StatusInternalError, "internal error"
+}
+
+// dispatch hands a received message to Serve's handle, or to the queue Read
+// takes from. It reports whether to keep reading.
+func (c *conn) dispatch(m message) bool {
+	c.stats.messagesIn.Add(1)
+	c.stats.bytesIn.Add(int64(len(m.p)))
+	if s := c.srv.Load(); s != nil && c.serveMessage(s, m) {
+		return true
+	}
+	if !c.deliver(m) {
+		return false
+	}
+	// Serve may have started between the check above and the queueing: it
+	// takes the queue itself, but if it looked before m was in, m is ours.
+	if s := c.srv.Load(); s != nil {
+		c.serveQueued(s)
+	}
+	return true
+}
+
+// serveMessage calls s's handle with the queued messages, then m. It reports
+// false, leaving m alone, if s stopped serving meanwhile.
+func (c *conn) serveMessage(s *server, m message) bool {
+	c.handleMu.Lock()
+	defer c.handleMu.Unlock()
+	if c.srv.Load() != s {
+		return false
+	}
+	c.handleQueuedLocked(s)
+	c.callHandle(s, m)
+	return true
+}
+
+// serveQueued hands every queued message to s, if s still serves.
+func (c *conn) serveQueued(s *server) {
+	c.handleMu.Lock()
+	defer c.handleMu.Unlock()
+	if c.srv.Load() == s {
+		c.handleQueuedLocked(s)
+	}
+}
+
+func (c *conn) handleQueuedLocked(s *server) {
+	for {
+		select {
+		case m := <-c.msgs:
+			c.callHandle(s, m)
+		default:
+			return
+		}
+	}
+}
+
+// callHandle calls handle with m, unless an earlier call failed, and then
+// recycles m's buffer. The caller holds handleMu.
+func (c *conn) callHandle(s *server, m message) {
+	if s.err == nil {
+		c.inHandle.Store(true)
+		err := s.handle(m.typ, m.p)
+		c.inHandle.Store(false)
+		if err != nil {
+			s.err = err
+			close(s.failed)
+		}
+	}
+	m.recycle()
+}
