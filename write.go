@@ -262,9 +262,12 @@ func (c *conn) flushPong() {
 }
 
 // Writer returns a writer for one message, sent as fragments as the data
-// comes (compressed as it comes when compression is negotiated). Close the
-// writer to finish the message; no other message can be written until then,
-// but control frames can go out between fragments.
+// comes (compressed as it comes when compression is negotiated). A full
+// fragment waits for the next Write or for Close, which sends it as the final
+// frame when no more data came: a message written in one Write and closed
+// goes out as one frame when it fits one. Close the writer to finish the
+// message; no other message can be written until then, but control frames
+// can go out between fragments.
 func (c *Conn) Writer(ctx context.Context, typ MessageType) (*MessageWriter, error) {
 	if typ != Text && typ != Binary {
 		return nil, fmt.Errorf("tether: invalid message type %d", typ)
@@ -289,13 +292,16 @@ type MessageWriter struct {
 	rsv    uint8
 	buf    *[]byte         // pending payload: plain, or compressed output with z
 	z      *deflate.Stream // compresses into buf
-	limit  int             // fragment size: full fragments leave as soon as they are
+	limit  int             // fragment size: full fragments leave when more data comes
 	n      int64           // message bytes written
 	closed bool
 	err    error
 }
 
-// Write buffers (or compresses) p and sends full fragments.
+// Write buffers (or compresses) p and sends full fragments, except the
+// last: a full fragment waits for the next Write or for Close, so a message
+// that ends on a fragment boundary ends with its last data frame, not with an
+// empty one.
 func (w *MessageWriter) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, errors.New("tether: write to a closed message writer")
@@ -310,10 +316,21 @@ func (w *MessageWriter) Write(p []byte) (int, error) {
 	}
 	n := 0
 	for len(p) > 0 {
+		if len(*w.buf) == w.limit {
+			// The fragment held back is not the last: send it.
+			if err := w.flush(false, *w.buf); err != nil {
+				return n, err
+			}
+			*w.buf = (*w.buf)[:0]
+		}
 		b := *w.buf
-		if len(b) == 0 && len(p) >= w.limit {
-			// Big write with nothing buffered: send it as is, no copy.
+		if len(b) == 0 && len(p) > w.limit {
+			// Big write with nothing buffered: send it as is, no copy,
+			// keeping back a tail for the buffer, which may be the last.
 			m := min(len(p), w.c.cfg.fragmentSize)
+			if m == len(p) {
+				m -= w.limit
+			}
 			if err := w.flush(false, p[:m]); err != nil {
 				return n, err
 			}
@@ -323,12 +340,6 @@ func (w *MessageWriter) Write(p []byte) (int, error) {
 		m := copy(b[len(b):w.limit], p)
 		*w.buf = b[:len(b)+m]
 		n, p = n+m, p[m:]
-		if len(*w.buf) == w.limit {
-			if err := w.flush(false, *w.buf); err != nil {
-				return n, err
-			}
-			*w.buf = (*w.buf)[:0]
-		}
 	}
 	return n, nil
 }
