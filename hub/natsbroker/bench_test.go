@@ -19,19 +19,20 @@ import (
 // publish flat out. Core NATS and JetStream.
 func BenchmarkCrossNode(b *testing.B) {
 	for _, js := range []bool{false, true} {
-		b.Run(map[bool]string{false: "core", true: "jetstream"}[js], func(b *testing.B) {
-			benchCrossNode(b, js)
-		})
+		for _, perNode := range []int{1, 100} {
+			b.Run(fmt.Sprintf("%s/subscribers=%d", map[bool]string{false: "core", true: "jetstream"}[js], 3*perNode), func(b *testing.B) {
+				benchCrossNode(b, js, perNode)
+			})
+		}
 	}
 }
 
-func benchCrossNode(b *testing.B, js bool) {
+func benchCrossNode(b *testing.B, js bool, perNode int) {
 	s := natsServer(b, 0, js, false)
 	var nodes []*node
 	for i := range 3 {
 		nodes = append(nodes, startNode(b, fmt.Sprintf("n%d", i+1), Options{URL: s.ClientURL(), JetStream: js, MemoryStorage: true, PresenceInterval: time.Second}))
 	}
-	const perNode = 100
 	conns := clients(b, nodes, "bench", perNode*3)
 	// Every client reads; one client on n3 records arrival times.
 	var (
