@@ -22,10 +22,22 @@ func readmeEcho(ctx context.Context, c *Conn) {
 }
 
 // BenchmarkReadmeEcho measures the echo a server written as the README shows
-// costs: Read and Write under a cancellable context (a request's). The
-// client streams its reads, which allocate nothing, so the allocations are
-// the server's.
-func BenchmarkReadmeEcho(b *testing.B) {
+// costs: Read and Write.
+func BenchmarkReadmeEcho(b *testing.B) { benchmarkEcho(b, readmeEcho) }
+
+// BenchmarkServeEcho measures the echo written with Serve, whose handle
+// writes each message back.
+func BenchmarkServeEcho(b *testing.B) { benchmarkEcho(b, serveEcho) }
+
+// serveEcho echoes with Serve until ctx ends or the connection does.
+func serveEcho(ctx context.Context, c *Conn) {
+	c.Serve(ctx, func(typ MessageType, p []byte) error { return c.Write(ctx, typ, p) })
+}
+
+// benchmarkEcho measures the echo the server loop echo costs, run under a
+// cancellable context (a request's). The client streams its reads, which
+// allocate nothing, so the allocations are the server's.
+func benchmarkEcho(b *testing.B, echo func(context.Context, *Conn)) {
 	for _, size := range []int{16, 1024, 16 << 10} {
 		b.Run(byteSize(size), func(b *testing.B) {
 			cc, sc := tcpPair(b, ConnOptions{}, nil)
@@ -33,7 +45,7 @@ func BenchmarkReadmeEcho(b *testing.B) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				readmeEcho(ctx, sc)
+				echo(ctx, sc)
 			}()
 			b.Cleanup(func() {
 				cancel()
