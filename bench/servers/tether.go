@@ -9,12 +9,16 @@ import (
 	"github.com/tetherws/tether"
 )
 
-// Tether as its README shows: Accept in a net/http handler, then Read and
-// Write in the handler's goroutine. Logs are discarded (the other libraries
-// log nothing); the connection registry stays on, as by default.
+// Tether as its README advises for speed: Accept in a net/http handler, then
+// Serve, whose handle writes each message back while the connection's reader
+// goroutine runs it (no hand-over between goroutines, the message in a pooled
+// buffer). Logs are discarded (the other libraries log nothing); the
+// connection registry stays on, as by default.
 //
-// Variants: "reader" echoes with Reader and Writer (io.Copy), recycling the
-// message buffers; "noregistry" keeps connections out of the registry.
+// Variants: "read" echoes with the README's simplest loop, Read and Write in
+// the handler's goroutine (Read hands over a new slice per message);
+// "reader" echoes with Reader and Writer (io.Copy), recycling the message
+// buffers; "noregistry" keeps connections out of the registry.
 func init() { register("tether", newTether) }
 
 func newTether(o Options) (Server, error) {
@@ -33,8 +37,11 @@ func newTether(o Options) (Server, error) {
 	if o.Variant == "noregistry" {
 		opts.Registry = tether.NoRegistry
 	}
-	echo := tetherEcho
-	if o.Variant == "reader" {
+	echo := tetherEchoServe
+	switch o.Variant {
+	case "read":
+		echo = tetherEcho
+	case "reader":
 		echo = tetherEchoReader
 	}
 	h := newHub[*tether.Conn]()
@@ -69,6 +76,12 @@ func newTether(o Options) (Server, error) {
 			h.each(func(s *tether.Conn) { s.WritePrepared(context.Background(), pm) })
 		}
 	}), nil
+}
+
+func tetherEchoServe(ctx context.Context, c *tether.Conn) {
+	c.Serve(ctx, func(typ tether.MessageType, p []byte) error {
+		return c.Write(ctx, typ, p)
+	})
 }
 
 func tetherEcho(ctx context.Context, c *tether.Conn) {
