@@ -129,6 +129,16 @@ func (c *conn) keepaliveAnswered(p *pendingPing, now time.Time) {
 	c.ka.mu.Lock()
 	if c.ka.waiting == p {
 		c.ka.waiting = nil
+		// A pong later than the interval finds the timer set for the
+		// ping's timeout: the next ping is due now (fixed mode: one
+		// interval after the last ping; idle mode: one after this pong).
+		next := c.ka.lastPing.Add(c.cfg.pingInterval)
+		if c.cfg.mode == KeepaliveIdle {
+			next = now.Add(c.cfg.pingInterval)
+		}
+		if c.ka.due.After(next) {
+			c.arm(next.Sub(now))
+		}
 	}
 	c.ka.mu.Unlock()
 }

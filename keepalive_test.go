@@ -204,3 +204,28 @@ func TestPongWhileNotReading(t *testing.T) {
 	}
 	_ = sc
 }
+
+// TestKeepaliveLatePong: a pong that comes after the interval, before the
+// timeout, does not leave the connection without pings until the timeout:
+// the next ping goes when the pong arrives (it was due).
+func TestKeepaliveLatePong(t *testing.T) {
+	for _, mode := range []KeepaliveMode{KeepaliveFixed, KeepaliveIdle} {
+		t.Run(mode.String(), func(t *testing.T) {
+			c, peer, fc := kaClient(t, ConnOptions{PingInterval: 10 * time.Second, PingTimeout: 20 * time.Second, KeepaliveMode: mode})
+			fc.Advance(10 * time.Second)
+			payload := expectPing(t, peer)
+			fc.Advance(13 * time.Second) // past the interval, within the timeout
+			peer.writeFrame(wire.OpPong, payload)
+			eventually(t, "pong", func() bool { return c.Stats().PongsReceived == 1 })
+			if mode == KeepaliveIdle {
+				fc.Advance(10 * time.Second) // quiet for an interval after the pong
+			} else {
+				fc.Advance(0) // the timers due now fire
+			}
+			expectPing(t, peer)
+			if n := c.Stats().PingsSent; n != 2 {
+				t.Fatalf("pings sent = %d, want 2", n)
+			}
+		})
+	}
+}
