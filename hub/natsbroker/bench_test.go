@@ -106,3 +106,31 @@ func benchCrossNode(b *testing.B, js bool, perNode int) {
 	}
 	readers.Wait()
 }
+
+// BenchmarkResume measures a subscriber resuming over 1,000 missed
+// messages: from the dial to the last of them.
+func BenchmarkResume(b *testing.B) {
+	s := natsServer(b, 0, true, false)
+	nd := startNode(b, "n1", Options{URL: s.ClientURL(), JetStream: true, MemoryStorage: true})
+	c, _ := nd.subscribe(b, "r", 0)
+	nd.hub.Broadcast("r", tether.Text, []byte("first"))
+	start := readEnvelope(b, c).Seq // resume after it
+	for i := range 1000 {
+		if _, err := nd.hub.Broadcast("r", tether.Text, fmt.Appendf(nil, "m%d", i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for range 1000 {
+		readEnvelope(b, c)
+	}
+	c.CloseNow()
+	b.ResetTimer()
+	for range b.N {
+		c, _ := nd.subscribe(b, "r", start)
+		for range 1000 {
+			readEnvelope(b, c)
+		}
+		c.CloseNow()
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/resume")
+}

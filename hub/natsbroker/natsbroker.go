@@ -619,30 +619,106 @@ func (b *Broker) History(ctx context.Context, room string, since uint64) ([]hub.
 		out []hub.Message
 		gap *hub.Gap
 	)
-	for seq := since + 1; seq <= last && len(out) < b.opts.History; {
-		raw, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		m, ok := b.message(raw.Subject, raw.Header, raw.Data)
+	add := func(subject string, h nats.Header, data []byte, seq uint64) {
+		m, ok := b.message(subject, h, data)
 		if !ok {
-			seq = raw.Sequence + 1
-			continue
+			return
 		}
-		m.Seq = raw.Sequence
+		m.Seq = seq
 		if len(out) == 0 && m.Prev != since {
 			gap = &hub.Gap{Room: room, Since: since, Next: m.Seq}
 		}
 		out = append(out, m)
-		seq = raw.Sequence + 1
+	}
+	if last-since > fetchOver {
+		err = b.fetch(ctx, s, subject, since, last, add)
+	} else {
+		err = getEach(ctx, s, subject, since, last, b.opts.History, add)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(out) > b.opts.History {
+		out = out[len(out)-b.opts.History:]
 	}
 	if len(out) == 0 && gap == nil {
 		gap = &hub.Gap{Room: room, Since: since} // they went between the two looks
 	}
 	return out, gap, nil
+}
+
+// fetchOver is how many missed messages make History read them through a
+// consumer, in batches, rather than with one request each.
+const fetchOver = 16
+
+// getEach reads the messages of subject after since, up to last, one
+// request each.
+func getEach(ctx context.Context, s jetstream.Stream, subject string, since, last uint64, limit int, add func(string, nats.Header, []byte, uint64)) error {
+	for seq, n := since+1, 0; seq <= last && n < limit; n++ {
+		raw, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		add(raw.Subject, raw.Header, raw.Data, raw.Sequence)
+		seq = raw.Sequence + 1
+	}
+	return nil
+}
+
+// fetch reads the messages of subject after since, up to last, through an
+// ordered consumer of its own, in batches, and deletes the consumer.
+func (b *Broker) fetch(ctx context.Context, s jetstream.Stream, subject string, since, last uint64, add func(string, nats.Header, []byte, uint64)) error {
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{subject},
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       since + 1,
+		InactiveThreshold: 10 * time.Second,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if ci := cons.CachedInfo(); ci != nil {
+			dctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			s.DeleteConsumer(dctx, ci.Name)
+			cancel()
+		}
+	}()
+	wait := 2 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(d))
+	}
+	for {
+		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(wait))
+		if err != nil {
+			return err
+		}
+		n := 0
+		for jm := range batch.Messages() {
+			n++
+			meta, err := jm.Metadata()
+			if err != nil {
+				continue
+			}
+			seq := meta.Sequence.Stream
+			if seq > last {
+				continue // published since the look: live delivery has it
+			}
+			add(jm.Subject(), jm.Headers(), jm.Data(), seq)
+			if seq == last {
+				return nil
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return err
+		}
+		if n == 0 {
+			return nil // the rest went (aged out) meanwhile
+		}
+	}
 }
 
 // Position returns the position of room's last message: see hub.Recoverer.
