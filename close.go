@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/tetherws/tether/internal/clock"
 	"github.com/tetherws/tether/internal/wire"
 )
 
@@ -38,11 +39,7 @@ func (c *conn) close(code StatusCode, reason string) error {
 		c.waitRead()
 		return errors.New("tether: connection already closing")
 	}
-	t := c.cfg.clock.AfterFunc(c.cfg.closeTimeout, func() {
-		c.finish(&CloseError{Code: code, Reason: reason, Initiator: "local", Sent: &CloseFrame{code, reason},
-			Err: errors.New("close handshake timed out")})
-		c.nc.Close()
-	})
+	t := c.closeTimer(code, reason)
 	if c.inHandle.Load() {
 		// Serve's handle is running, maybe on the read loop, which reads
 		// the peer's close frame once it returns: waiting here could wait
@@ -58,6 +55,35 @@ func (c *conn) close(code StatusCode, reason string) error {
 		return fmt.Errorf("tether: no close frame received within %v: %w", c.cfg.closeTimeout, c.err)
 	}
 	return nil
+}
+
+// closeTimer drops TCP if the closing handshake begun with code and reason
+// has not ended within CloseTimeout.
+func (c *conn) closeTimer(code StatusCode, reason string) clock.Timer {
+	return c.cfg.clock.AfterFunc(c.cfg.closeTimeout, func() {
+		c.finish(&CloseError{Code: code, Reason: reason, Initiator: "local", Sent: &CloseFrame{code, reason},
+			Err: errors.New("close handshake timed out")})
+		c.nc.Close()
+	})
+}
+
+// closeNoWait begins the closing handshake and returns: the read loop ends
+// it when the peer's close frame comes, the timer after CloseTimeout. It is
+// Close for code that may run on the read loop itself.
+func (c *conn) closeNoWait(code StatusCode, reason string) {
+	if c.isDone() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.closeTimeout)
+	first, err := c.sendClose(ctx, code, reason)
+	cancel()
+	switch {
+	case err != nil:
+		c.finish(&CloseError{Code: StatusAbnormal, Reason: "closed without handshake", Initiator: "local", Err: err})
+		c.nc.Close()
+	case first:
+		c.closeTimer(code, reason)
+	}
 }
 
 // CloseNow closes the TCP connection at once, without a closing handshake.

@@ -113,8 +113,17 @@ func (r *messageReader) release() {
 // to Serve's handle or the queue, answers pings, settles pongs and runs the
 // closing handshake.
 func (c *conn) readLoop() {
-	defer close(c.readDone)
-	defer c.br.close()
+	c.readFrames()
+	c.br.close()
+	close(c.readDone)
+	// Go's serving ends here, after readDone, so its done may call
+	// CloseNow, which waits for it.
+	if s := c.srv.Load(); s != nil && s.background {
+		c.endBackground(s)
+	}
+}
+
+func (c *conn) readFrames() {
 	var (
 		cur        *[]byte // message being assembled
 		pooled     bool    // cur is from bufpool, not &c.whole

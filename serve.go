@@ -3,6 +3,7 @@ package tether
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 
 	"github.com/tetherws/tether/internal/wire"
 )
@@ -17,11 +18,19 @@ var ErrReadConflict = errors.New("tether: Serve cannot run alongside Read, Reade
 // refuses Serve.
 const serving = -1 << 40
 
-// server is one call of Serve: the handler the read loop calls.
+// server is one call of Serve or Go: the handler the read loop calls.
 type server struct {
 	handle func(MessageType, []byte) error
 	err    error         // handle's first error; set under conn.handleMu
-	failed chan struct{} // closed when err is set
+	failed chan struct{} // Serve: closed when err is set
+
+	// Go: done is called when serving ends; owner keeps the *Conn
+	// reachable while the connection serves itself, so it is not taken
+	// for leaked; ended says endBackground ran.
+	background bool
+	done       func(error)
+	owner      *Conn
+	ended      atomic.Bool
 }
 
 // Serve calls handle for each message the connection receives, in order, one
@@ -87,6 +96,80 @@ func (c *Conn) Serve(ctx context.Context, handle func(typ MessageType, p []byte)
 		}
 		return ctx.Err()
 	}
+}
+
+// Go serves the connection in the background: it calls handle for each
+// message as Serve does, on the connection's own reader goroutine, and returns
+// at once. It is the way to serve many connections: an HTTP handler that
+// calls Accept and then Go can return, and net/http frees the request, its
+// buffers and its goroutine, so an idle connection holds only Tether's
+// reader goroutine and its own state. Keep the request's context out of
+// handle: net/http cancels it when the handler returns.
+//
+// Everything Serve says about handle holds: messages in order, one at a
+// time, queued ones first; p valid only during the call; handle may call
+// Write, Writer, Ping, Close and CloseNow; an error from handle closes the
+// connection with 1011 "internal error" (or a *CloseError's code and reason)
+// and handle is not called again.
+//
+// done, if not nil, is called once when serving ends, with what Serve would
+// have returned: handle's error, or else the connection's *CloseError. It
+// runs on the reader goroutine after the connection has ended (before Go
+// returns if it had already ended), so it may call CloseNow and need not.
+// There is no context: serving ends with the connection.
+//
+// Go returns ErrReadConflict, and serves nothing, while a Read, Reader or
+// Serve is in progress; Read, Reader and Serve return it while Go serves.
+func (c *Conn) Go(handle func(typ MessageType, p []byte) error, done func(err error)) error {
+	if handle == nil {
+		return errors.New("tether: Go with a nil handle")
+	}
+	if !c.readState.CompareAndSwap(0, serving) {
+		return ErrReadConflict
+	}
+	s := &server{handle: handle, background: true, done: done, owner: c}
+	c.wholeReads.Store(false) // assemble in pooled buffers
+	c.srv.Store(s)
+	c.serveQueued(s)
+	select {
+	case <-c.readDone:
+		// The read loop ended before it could see s: end here. (It looks
+		// for s after closing readDone, so one of us sees the other.)
+		c.endBackground(s)
+	default:
+	}
+	return nil
+}
+
+// endBackground ends Go's serving once the read loop is over: messages
+// queued before the end go to handle, then s is uninstalled and done is
+// called. It runs once, from whichever of the read loop and Go sees the end.
+func (c *conn) endBackground(s *server) {
+	if !s.ended.CompareAndSwap(false, true) {
+		return
+	}
+	c.handleMu.Lock()
+	c.handleQueuedLocked(s)
+	c.srv.CompareAndSwap(s, nil)
+	c.handleMu.Unlock()
+	c.readState.Add(-serving)
+	err := s.err
+	if err == nil {
+		err = c.err
+	}
+	done := s.done
+	s.done, s.owner = nil, nil
+	if done != nil {
+		done(err)
+	}
+}
+
+// failBackground closes the connection after handle failed under Go, as
+// Serve does after it returned an error, but without waiting: it may run on
+// the read loop, which reads the peer's answer once it returns.
+func (c *conn) failBackground(err error) {
+	code, reason := handleErrorClose(err)
+	c.closeNoWait(code, reason)
 }
 
 // stopServing uninstalls s once the handle call in progress, if any, has
@@ -172,7 +255,11 @@ func (c *conn) callHandle(s *server, m message) {
 		c.inHandle.Store(false)
 		if err != nil {
 			s.err = err
-			close(s.failed)
+			if s.background {
+				c.failBackground(err)
+			} else {
+				close(s.failed)
+			}
 		}
 	}
 	m.recycle()

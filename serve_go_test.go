@@ -1,0 +1,375 @@
+package tether
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"testing"
+	"weak"
+
+	"github.com/tetherws/tether/internal/wire"
+)
+
+// goAsync starts c.Go(handle, ...) and returns the channel done's error
+// arrives on; it fails the test if Go refuses.
+func goAsync(t *testing.T, c *Conn, handle func(MessageType, []byte) error) <-chan error {
+	t.Helper()
+	errc := make(chan error, 1)
+	if err := c.Go(handle, func(err error) { errc <- err }); err != nil {
+		t.Fatalf("Go: %v", err)
+	}
+	return errc
+}
+
+// TestGoOrder: Go returns at once; messages queued before it come first,
+// then the rest, in order; done gets the connection's end.
+func TestGoOrder(t *testing.T) {
+	cc, sc := tcpPair(t, ConnOptions{FragmentSize: 5000}, nil)
+	ctx := context.Background()
+	const queued, total = 10, 60
+	msg := func(i int) []byte {
+		return bytes.Repeat([]byte(strconv3(i)), 1+i*211%7000)
+	}
+	for i := range queued {
+		if err := cc.Write(ctx, Binary, msg(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "queued messages", func() bool { return sc.Stats().MessagesIn == queued })
+	var got [][]byte
+	errc := goAsync(t, sc, func(typ MessageType, p []byte) error {
+		got = append(got, bytes.Clone(p)) // p is only valid during the call
+		return nil
+	})
+	// Go has returned: this goroutine writes the rest.
+	for i := queued; i < total; i++ {
+		if err := cc.Write(ctx, Binary, msg(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "every message", func() bool { return sc.Stats().MessagesIn == total })
+	cc.Close(StatusNormal, "done")
+	var ce *CloseError
+	if err := <-errc; !errors.As(err, &ce) || ce.Code != StatusNormal {
+		t.Fatalf("done got %v, want close 1000", err)
+	}
+	if len(got) != total {
+		t.Fatalf("handled %d messages, want %d", len(got), total)
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], msg(i)) {
+			t.Fatalf("message %d: %d bytes, want %d (out of order or damaged)", i, len(got[i]), len(msg(i)))
+		}
+	}
+}
+
+// TestGoEchoNoAllocs: Go echoes without an allocation per message, as Serve.
+func TestGoEchoNoAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own")
+	}
+	cc, sc := tcpPair(t, ConnOptions{}, nil)
+	errc := goAsync(t, sc, echoHandle(sc))
+	for _, size := range []int{16, 1024, 16 << 10} {
+		msg := bytes.Repeat([]byte{7}, size)
+		buf := make([]byte, size)
+		trip := func() { streamTrip(t, cc, cc, msg, buf) }
+		trip()
+		if !bytes.Equal(buf, msg) {
+			t.Fatal("echo differs")
+		}
+		if allocs := testing.AllocsPerRun(100, trip); allocs > 0 {
+			t.Errorf("%d B: %.1f allocations per echo with Go, want 0", size, allocs)
+		}
+	}
+	cc.Close(StatusNormal, "")
+	<-errc
+}
+
+// TestGoReadConflict: Go refuses while Read waits; while Go serves, Read,
+// Reader, Serve and a second Go refuse, with ErrReadConflict.
+func TestGoReadConflict(t *testing.T) {
+	cc, sc := tcpPair(t, ConnOptions{}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	readErr := make(chan error, 1)
+	go func() {
+		_, _, err := sc.Read(ctx)
+		readErr <- err
+	}()
+	eventually(t, "Read waiting", func() bool { return sc.readState.Load() == 1 })
+	called := false
+	if err := sc.Go(echoHandle(sc), func(error) { called = true }); !errors.Is(err, ErrReadConflict) {
+		t.Fatalf("Go during Read: %v, want ErrReadConflict", err)
+	}
+	cancel()
+	if err := <-readErr; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Read: %v", err)
+	}
+	if called {
+		t.Fatal("done called after Go refused")
+	}
+
+	errc := goAsync(t, sc, echoHandle(sc))
+	bg := context.Background()
+	if _, _, err := sc.Read(bg); !errors.Is(err, ErrReadConflict) {
+		t.Fatalf("Read during Go: %v", err)
+	}
+	if _, _, err := sc.Reader(bg); !errors.Is(err, ErrReadConflict) {
+		t.Fatalf("Reader during Go: %v", err)
+	}
+	if err := sc.Serve(bg, echoHandle(sc)); !errors.Is(err, ErrReadConflict) {
+		t.Fatalf("Serve during Go: %v", err)
+	}
+	if err := sc.Go(echoHandle(sc), nil); !errors.Is(err, ErrReadConflict) {
+		t.Fatalf("second Go: %v", err)
+	}
+	if err := sc.Go(nil, nil); err == nil {
+		t.Fatal("Go with a nil handle accepted")
+	}
+	buf := make([]byte, 5)
+	streamTrip(t, cc, cc, []byte("hello"), buf) // still serving after the refusals
+	cc.Close(StatusNormal, "")
+	<-errc
+}
+
+// TestGoHandleError: an error from handle closes the connection with 1011
+// and a fixed reason, or a *CloseError's code and reason; done gets handle's
+// error once the handshake is over, and handle is not called again.
+func TestGoHandleError(t *testing.T) {
+	boom := errors.New("secret detail")
+	for _, tc := range []struct {
+		err    error
+		code   StatusCode
+		reason string
+	}{
+		{boom, StatusInternalError, "internal error"},
+		{fmt.Errorf("wrapped: %w", &CloseError{Code: StatusPolicyViolation, Reason: "no"}), StatusPolicyViolation, "no"},
+		{&CloseError{Code: 4000, Reason: "app"}, 4000, "app"},
+		{&CloseError{Code: StatusAbnormal}, StatusInternalError, "internal error"}, // 1006 may not be sent
+	} {
+		t.Run(tc.err.Error(), func(t *testing.T) {
+			c, nc := pipeConn(t, wire.Client, ConnOptions{PingInterval: -1, Registry: NoRegistry, Logger: discard})
+			peer := newRawPeer(t, nc)
+			calls := 0
+			errc := goAsync(t, c, func(MessageType, []byte) error {
+				calls++
+				return tc.err
+			})
+			peer.writeFrame(wire.OpText, []byte("first"))
+			h, p := peer.readFrame()
+			code, reason, _ := wire.ParseClose(p)
+			if h.Opcode != wire.OpClose || StatusCode(code) != tc.code || reason != tc.reason {
+				t.Fatalf("peer got %v %d %q, want CLOSE %d %q", h.Opcode, code, reason, tc.code, tc.reason)
+			}
+			peer.writeFrame(wire.OpText, []byte("discarded while closing"))
+			select {
+			case err := <-errc:
+				t.Fatalf("done called (%v) before the handshake ended", err)
+			default:
+			}
+			peer.writeFrame(wire.OpClose, wire.AppendClose(nil, code, ""))
+			nc.Close()
+			if err := <-errc; err != tc.err {
+				t.Fatalf("done got %v, want handle's error", err)
+			}
+			if calls != 1 {
+				t.Fatalf("handle called %d times, want 1", calls)
+			}
+			if ce := c.Err().(*CloseError); ce.Code != tc.code || ce.Rcvd == nil {
+				t.Fatalf("connection ended with %v, want a completed handshake with %d", ce, tc.code)
+			}
+		})
+	}
+}
+
+// TestGoHandleErrorQueued: a handle error on a message queued before Go,
+// handled by Go's caller, closes the connection the same way.
+func TestGoHandleErrorQueued(t *testing.T) {
+	c, nc := pipeConn(t, wire.Client, ConnOptions{PingInterval: -1, Registry: NoRegistry, Logger: discard})
+	peer := newRawPeer(t, nc)
+	peer.writeFrame(wire.OpText, []byte("queued"))
+	eventually(t, "queued message", func() bool { return c.Stats().MessagesIn == 1 })
+	boom := errors.New("boom")
+	errc := goAsync(t, c, func(MessageType, []byte) error { return boom })
+	h, p := peer.readFrame()
+	if code, _, _ := wire.ParseClose(p); h.Opcode != wire.OpClose || code != uint16(StatusInternalError) {
+		t.Fatalf("peer got %v %d, want CLOSE 1011", h.Opcode, code)
+	}
+	peer.writeFrame(wire.OpClose, wire.AppendClose(nil, uint16(StatusInternalError), ""))
+	nc.Close()
+	if err := <-errc; err != boom {
+		t.Fatalf("done got %v, want handle's error", err)
+	}
+}
+
+// TestGoProtocolErrors: done gets the connection's *CloseError with the code
+// the rules say, for bad input read while serving.
+func TestGoProtocolErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		code  StatusCode
+	}{
+		{"reserved opcode", wire.AppendHeader(nil, wire.Header{Fin: true, Opcode: 3}), StatusProtocolError},
+		{"invalid UTF-8", append(wire.AppendHeader(nil, wire.Header{Fin: true, Opcode: wire.OpText, Length: 2}), 0xc3, 0x28), StatusInvalidPayload},
+		{"too big", append(wire.AppendHeader(nil, wire.Header{Fin: true, Opcode: wire.OpBinary, Length: 101}), make([]byte, 101)...), StatusTooBig},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, nc := pipeConn(t, wire.Client, ConnOptions{PingInterval: -1, ReadLimit: 100, Registry: NoRegistry, Logger: discard})
+			peer := newRawPeer(t, nc)
+			handled := make(chan string, 4)
+			errc := goAsync(t, c, func(_ MessageType, p []byte) error {
+				handled <- string(p)
+				return nil
+			})
+			peer.writeFrame(wire.OpText, []byte("fine"))
+			if got := <-handled; got != "fine" {
+				t.Fatalf("handled %q", got)
+			}
+			go nc.Write(tc.frame)
+			h, p := peer.readFrame()
+			if code, _, _ := wire.ParseClose(p); h.Opcode != wire.OpClose || StatusCode(code) != tc.code {
+				t.Fatalf("peer got %v %d, want CLOSE %d", h.Opcode, code, tc.code)
+			}
+			nc.Close() // the connection waits for this after failing
+			var ce *CloseError
+			if err := <-errc; !errors.As(err, &ce) || ce.Code != tc.code {
+				t.Fatalf("done got %v, want close %d", err, tc.code)
+			}
+			if len(handled) != 0 {
+				t.Fatalf("bad message handed to handle: %q", <-handled)
+			}
+		})
+	}
+}
+
+// TestGoCloseFromHandle: handle may Close or CloseNow on the read loop it
+// runs on; done then gets the end.
+func TestGoCloseFromHandle(t *testing.T) {
+	t.Run("Close", func(t *testing.T) {
+		cc, sc := tcpPair(t, ConnOptions{}, nil)
+		errc := goAsync(t, sc, func(typ MessageType, p []byte) error {
+			return sc.Close(StatusGoingAway, "asked to")
+		})
+		if err := cc.Write(context.Background(), Text, []byte("bye")); err != nil {
+			t.Fatal(err)
+		}
+		var ce *CloseError
+		if _, _, err := cc.Read(context.Background()); !errors.As(err, &ce) || ce.Code != StatusGoingAway {
+			t.Fatalf("client read %v, want close 1001", err)
+		}
+		if err := <-errc; !errors.As(err, &ce) || ce.Code != StatusGoingAway || ce.Rcvd == nil {
+			t.Fatalf("done got %v, want 1001 with the peer's answer", err)
+		}
+	})
+	t.Run("CloseNow", func(t *testing.T) {
+		cc, sc := tcpPair(t, ConnOptions{}, nil)
+		errc := goAsync(t, sc, func(MessageType, []byte) error { return sc.CloseNow() })
+		if err := cc.Write(context.Background(), Text, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		var ce *CloseError
+		if err := <-errc; !errors.As(err, &ce) || ce.Code != StatusAbnormal {
+			t.Fatalf("done got %v, want 1006", err)
+		}
+	})
+}
+
+// TestGoDoneMayClose: done runs after the read loop, so closing from it
+// does not wait for itself.
+func TestGoDoneMayClose(t *testing.T) {
+	cc, sc := tcpPair(t, ConnOptions{}, nil)
+	ended := make(chan error, 1)
+	if err := sc.Go(echoHandle(sc), func(err error) {
+		sc.CloseNow()
+		sc.Close(StatusNormal, "")
+		ended <- err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cc.CloseNow()
+	var ce *CloseError
+	if err := <-ended; !errors.As(err, &ce) || ce.Code != StatusAbnormal {
+		t.Fatalf("done got %v, want 1006", err)
+	}
+}
+
+// TestGoAfterEnd: Go on a connection that has ended calls done at once with
+// its end, after the messages received before it.
+func TestGoAfterEnd(t *testing.T) {
+	c, nc := pipeConn(t, wire.Client, ConnOptions{PingInterval: -1, Registry: NoRegistry, Logger: discard})
+	peer := newRawPeer(t, nc)
+	peer.writeFrame(wire.OpText, []byte("last words"))
+	nc.Close()
+	<-c.Done()
+	var got []string
+	errc := goAsync(t, c, func(_ MessageType, p []byte) error {
+		got = append(got, string(p))
+		return nil
+	})
+	select {
+	case err := <-errc:
+		if ce, ok := err.(*CloseError); !ok || ce.Code != StatusAbnormal {
+			t.Fatalf("done got %v, want 1006", err)
+		}
+	default:
+		t.Fatal("done not called before Go returned on an ended connection")
+	}
+	if len(got) != 1 || got[0] != "last words" {
+		t.Fatalf("handled %q, want the message received before the end", got)
+	}
+}
+
+// goOwned starts Go on a connection that nothing but the connection
+// itself references, with a handle that does not capture it. It returns a
+// weak pointer to the *Conn, its inner state and the peer's end.
+func goOwned(t *testing.T, handled chan<- string, ended chan<- error) (weak.Pointer[Conn], *conn, net.Conn) {
+	a, b := net.Pipe()
+	opts := ConnOptions{PingInterval: -1, Registry: NoRegistry, Logger: discard}
+	c := newConn(a, nil, wire.Client, opts.config(), "", "ws://pipe/") // the peer's frames are a server's
+	err := c.Go(func(_ MessageType, p []byte) error {
+		handled <- string(p)
+		return nil
+	}, func(err error) { ended <- err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return weak.Make(c), c.conn, b
+}
+
+// TestGoOwnsConn: a connection served with Go is not taken for leaked when
+// the application drops its *Conn (the handler returned), and once serving
+// has ended nothing of Go's is left holding it.
+func TestGoOwnsConn(t *testing.T) {
+	handled, ended := make(chan string, 1), make(chan error, 1)
+	wp, inner, nc := goOwned(t, handled, ended)
+	peer := newRawPeer(t, nc)
+	runtime.GC()
+	runtime.GC()
+	if wp.Value() == nil {
+		t.Fatal("the *Conn became unreachable while Go serves it: it would be closed as leaked")
+	}
+	peer.writeFrame(wire.OpText, []byte("still here"))
+	if got := <-handled; got != "still here" {
+		t.Fatalf("handled %q", got)
+	}
+	peer.writeFrame(wire.OpClose, wire.AppendClose(nil, uint16(StatusNormal), ""))
+	if h, _ := peer.readFrame(); h.Opcode != wire.OpClose {
+		t.Fatalf("peer got %v, want the close frame's echo", h.Opcode)
+	}
+	nc.Close() // the server closes TCP first (section 7.1.1)
+	var ce *CloseError
+	if err := <-ended; !errors.As(err, &ce) || ce.Code != StatusNormal {
+		t.Fatalf("done got %v, want close 1000", err)
+	}
+	if inner.srv.Load() != nil {
+		t.Fatal("Go left its handler installed")
+	}
+	runtime.GC()
+	if wp.Value() != nil {
+		t.Fatal("the *Conn is still referenced after serving ended")
+	}
+}
