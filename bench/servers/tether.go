@@ -9,16 +9,20 @@ import (
 	"github.com/tetherws/tether"
 )
 
-// Tether as its README advises for speed: Accept in a net/http handler, then
-// Serve, whose handle writes each message back while the connection's reader
-// goroutine runs it (no hand-over between goroutines, the message in a pooled
-// buffer). Logs are discarded (the other libraries log nothing); the
-// connection registry stays on, as by default.
+// Tether as its README advises for many connections: Accept in a net/http
+// handler, then Go, which serves the connection on its own reader goroutine
+// (each message written back by handle as it comes, in a pooled buffer, no
+// hand-over between goroutines) and returns, so the handler returns too and
+// net/http frees the request and its goroutine. Logs are discarded (the
+// other libraries log nothing); the connection registry stays on, as by
+// default.
 //
-// Variants: "read" echoes with the README's simplest loop, Read and Write in
-// the handler's goroutine (Read hands over a new slice per message);
-// "reader" echoes with Reader and Writer (io.Copy), recycling the message
-// buffers; "noregistry" keeps connections out of the registry.
+// Variants: "serve" keeps the handler's goroutine, blocked in Serve (the
+// same echo, one goroutine more per connection); "read" echoes with the
+// README's simplest loop, Read and Write in the handler's goroutine (Read
+// hands over a new slice per message); "reader" echoes with Reader and
+// Writer (io.Copy), recycling the message buffers; "noregistry" keeps
+// connections out of the registry.
 func init() { register("tether", newTether) }
 
 func newTether(o Options) (Server, error) {
@@ -37,8 +41,10 @@ func newTether(o Options) (Server, error) {
 	if o.Variant == "noregistry" {
 		opts.Registry = tether.NoRegistry
 	}
-	echo := tetherEchoServe
+	var echo func(context.Context, *tether.Conn)
 	switch o.Variant {
+	case "serve":
+		echo = tetherEchoServe
 	case "read":
 		echo = tetherEcho
 	case "reader":
@@ -51,6 +57,10 @@ func newTether(o Options) (Server, error) {
 			return
 		}
 		Conns.Add(1)
+		if echo == nil {
+			tetherEchoGo(c)
+			return
+		}
 		defer Conns.Add(-1)
 		defer c.CloseNow()
 		echo(r.Context(), c)
@@ -76,6 +86,22 @@ func newTether(o Options) (Server, error) {
 			h.each(func(s *tether.Conn) { s.WritePrepared(context.Background(), pm) })
 		}
 	}), nil
+}
+
+// tetherEchoGo serves c in the background and returns. The request's
+// context ends with the handler, so handle writes under its own.
+func tetherEchoGo(c *tether.Conn) {
+	ctx := context.Background()
+	err := c.Go(func(typ tether.MessageType, p []byte) error {
+		return c.Write(ctx, typ, p)
+	}, func(error) {
+		c.CloseNow()
+		Conns.Add(-1)
+	})
+	if err != nil {
+		c.CloseNow()
+		Conns.Add(-1)
+	}
 }
 
 func tetherEchoServe(ctx context.Context, c *tether.Conn) {

@@ -37,7 +37,7 @@ func main() {
 	flag.DurationVar(&o.Keepalive, "keepalive", 0, "server ping interval (0: no pings)")
 	flag.DurationVar(&o.KeepaliveTimeout, "keepalive-timeout", 20*time.Second, "pong timeout, where the library takes one")
 	flag.BoolVar(&o.Compression, "compression", false, "accept permessage-deflate")
-	flag.StringVar(&o.Variant, "variant", "", "a variation of the server, for profiling (tether: reader, noregistry)")
+	flag.StringVar(&o.Variant, "variant", "", "a variation of the server, for profiling (tether: serve, read, reader, noregistry)")
 	flag.Parse()
 	if err := run(*lib, *addr, *statsAddr, o); err != nil {
 		fmt.Fprintln(os.Stderr, "benchserver:", err)
