@@ -4,17 +4,18 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 )
 
 // site is where a connection was dialled or accepted. Capturing it costs
 // only runtime.Callers; it is turned into file:line the first time a warning,
 // a leak record or a snapshot asks.
+// Every connection holds one, so it is kept small: eight frames reach past
+// Tether's own (Reconnect, pool, hub) to the application's.
 type site struct {
-	pcs  [12]uintptr
-	n    int
-	once sync.Once
-	s    string
+	pcs [8]uintptr
+	n   int
+	s   atomic.Pointer[string] // file:line, once resolved
 }
 
 // captureSite records the callers of Dial or Accept (skip=3 leaves out
@@ -31,21 +32,25 @@ func (s *site) String() string {
 	if s == nil {
 		return "unknown"
 	}
-	s.once.Do(func() {
-		s.s = "unknown"
-		frames := runtime.CallersFrames(s.pcs[:s.n])
-		for {
-			f, more := frames.Next()
-			if !isLibraryFrame(f) {
-				s.s = shortFile(f.File) + ":" + strconv.Itoa(f.Line)
-				return
-			}
-			if !more {
-				return
-			}
+	if p := s.s.Load(); p != nil {
+		return *p
+	}
+	str := s.resolve()
+	s.s.Store(&str) // callers racing here store the same string
+	return str
+}
+
+func (s *site) resolve() string {
+	frames := runtime.CallersFrames(s.pcs[:s.n])
+	for {
+		f, more := frames.Next()
+		if !isLibraryFrame(f) {
+			return shortFile(f.File) + ":" + strconv.Itoa(f.Line)
 		}
-	})
-	return s.s
+		if !more {
+			return "unknown"
+		}
+	}
 }
 
 func isLibraryFrame(f runtime.Frame) bool {

@@ -46,7 +46,7 @@ func (c *conn) close(code StatusCode, reason string) error {
 		// forever. The timer above still bounds the handshake.
 		return nil
 	}
-	<-c.readDone
+	c.waitReadDone()
 	t.Stop()
 	c.closeMu.Lock()
 	rcvd := c.rcvd
@@ -101,8 +101,53 @@ func (c *conn) closeNow() error {
 // it may be running on the read loop itself.
 func (c *conn) waitRead() {
 	if !c.inHandle.Load() {
-		<-c.readDone
+		c.waitReadDone()
 	}
+}
+
+// waitReadDone waits for the read loop to end.
+func (c *conn) waitReadDone() {
+	c.closeMu.Lock()
+	if c.readOver {
+		c.closeMu.Unlock()
+		return
+	}
+	if c.readDone == nil {
+		c.readDone = make(chan struct{})
+	}
+	ch := c.readDone
+	c.closeMu.Unlock()
+	<-ch
+}
+
+// readEnded reports whether the read loop is over.
+func (c *conn) readEnded() bool {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	return c.readOver
+}
+
+// endRead records the end of the read loop and wakes its waiters.
+func (c *conn) endRead() {
+	c.closeMu.Lock()
+	c.readOver = true
+	if c.readDone != nil {
+		close(c.readDone)
+	}
+	c.closeMu.Unlock()
+}
+
+// closingChan returns a channel closed once the close frame is queued.
+func (c *conn) closingChan() <-chan struct{} {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	if c.closing == nil {
+		c.closing = make(chan struct{})
+		if c.sent != nil {
+			close(c.closing)
+		}
+	}
+	return c.closing
 }
 
 // sendClose writes a close frame unless one was sent already; first reports
@@ -115,7 +160,9 @@ func (c *conn) sendClose(ctx context.Context, code StatusCode, reason string) (f
 		return false, nil
 	}
 	c.sent = &CloseFrame{Code: code, Reason: reason}
-	close(c.closing)
+	if c.closing != nil {
+		close(c.closing)
+	}
 	c.closeMu.Unlock()
 	var buf [wire.MaxControlPayload]byte
 	p := wire.AppendClose(buf[:0], uint16(code), reason)

@@ -32,7 +32,7 @@ type conn struct {
 	role        wire.Role
 	nc          net.Conn
 	br          *connReader
-	cfg         config
+	cfg         connConfig
 	log         *slog.Logger
 	subprotocol string
 	path        string // request path (server) or URL (client)
@@ -44,18 +44,15 @@ type conn struct {
 
 	// read side: owned by readLoop
 	rules    wire.Reader
-	ctrlIn   [wire.MaxControlPayload]byte
-	msgs     chan message
-	mr       messageReader
-	whole    []byte       // the message being assembled when it is not pooled
-	lastRecv atomic.Int64 // unix nanos of the last frame received
+	msgs     atomic.Pointer[chan message] // the read queue; see queue
+	mr       *messageReader               // Reader's, made by its first call
+	whole    []byte                       // the message being assembled when it is not pooled
+	lastRecv atomic.Int64                 // unix nanos of the last frame received
 
 	// write side
 	msgSem   chan struct{} // held for a whole data message
 	frameSem chan struct{} // held for one frame
 	wb       writeBinding  // the context writes follow; see deadline.go
-	iov      [2][]byte     // header and payload of a large frame (writeRaw)
-	wv       net.Buffers
 	pong     pendingPong
 
 	// pings
@@ -68,12 +65,17 @@ type conn struct {
 	sent      *CloseFrame
 	rcvd      *CloseFrame
 	closeSent atomic.Bool
-	closing   chan struct{} // closed when the close frame is queued
 	done      chan struct{} // closed by finish
 	err       *CloseError   // set before done is closed
 	finishMu  sync.Once
 	aborting  sync.WaitGroup // an abort is sending its close frame
-	readDone  chan struct{}
+
+	// Channels only some connections ever wait on, made by the first
+	// waiter under closeMu (see closingChan and waitReadDone): an idle
+	// connection pays for neither.
+	closing  chan struct{} // closed when the close frame is queued (sent != nil)
+	readDone chan struct{} // closed when the read loop is over (readOver)
+	readOver bool
 
 	stats connStats
 
@@ -109,24 +111,20 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 		role:        role,
 		nc:          nc,
 		br:          newConnReader(nc, br),
-		cfg:         cfg,
+		cfg:         cfg.connConfig,
 		subprotocol: subprotocol,
 		path:        path,
 		openedAt:    cfg.clock.Now(),
 		callSite:    cfg.callSite,
-		msgs:        make(chan message, cfg.readQueue),
 		msgSem:      make(chan struct{}, 1),
 		frameSem:    make(chan struct{}, 1),
 		done:        make(chan struct{}),
-		closing:     make(chan struct{}),
-		readDone:    make(chan struct{}),
 	}
 	c.rules.Role = role
 	if cfg.deflate != nil {
 		c.deflate = newCompression(*cfg.deflate, role, cfg.compressMode, cfg.windowBits)
 		c.rules.AllowRsv1 = true
 	}
-	c.mr.c = c
 	c.wholeReads.Store(true) // as the README reads: see messageBuf
 	c.lastRecv.Store(c.openedAt.UnixNano())
 	c.log = cfg.logger.With("conn", id, "role", role.String(), "remote", addrString(nc.RemoteAddr()))

@@ -112,7 +112,20 @@ type DialOptions struct {
 	FanOut bool
 }
 
+// config is what newConn needs to open a connection; the connection keeps
+// only its connConfig.
 type config struct {
+	connConfig
+	id           string
+	callSite     *site
+	compressMode CompressionMode
+	windowBits   int
+	deflate      *wire.DeflateParams // negotiated, nil without compression
+}
+
+// connConfig is the settings a connection keeps for its life. Every
+// connection holds a copy, so it holds nothing that is only needed to open.
+type connConfig struct {
 	readLimit    int64
 	closeTimeout time.Duration
 	pingInterval time.Duration
@@ -120,17 +133,12 @@ type config struct {
 	mode         KeepaliveMode
 	fragmentSize int
 	readQueue    int
+	threshold    int
 	logger       *slog.Logger
-	logFrames    bool
-	id           string
 	clock        clock.Clock
 	registry     *Registry
+	logFrames    bool
 	fanOut       bool
-	callSite     *site
-	compressMode CompressionMode
-	windowBits   int
-	threshold    int
-	deflate      *wire.DeflateParams // negotiated, nil without compression
 }
 
 func (o *ConnOptions) config() config {
@@ -138,21 +146,23 @@ func (o *ConnOptions) config() config {
 		o = &ConnOptions{}
 	}
 	c := config{
-		readLimit:    o.ReadLimit,
-		closeTimeout: o.CloseTimeout,
-		pingInterval: o.PingInterval,
-		pingTimeout:  o.PingTimeout,
-		mode:         o.KeepaliveMode,
-		fragmentSize: o.FragmentSize,
-		readQueue:    o.ReadQueue,
-		logger:       o.Logger,
-		logFrames:    o.LogFrames,
+		connConfig: connConfig{
+			readLimit:    o.ReadLimit,
+			closeTimeout: o.CloseTimeout,
+			pingInterval: o.PingInterval,
+			pingTimeout:  o.PingTimeout,
+			mode:         o.KeepaliveMode,
+			fragmentSize: o.FragmentSize,
+			readQueue:    o.ReadQueue,
+			logger:       o.Logger,
+			logFrames:    o.LogFrames,
+			clock:        o.Clock,
+			registry:     o.Registry,
+			threshold:    o.CompressionThreshold,
+		},
 		id:           o.ID,
-		clock:        o.Clock,
-		registry:     o.Registry,
 		compressMode: o.CompressionMode,
 		windowBits:   o.CompressionWindowBits,
-		threshold:    o.CompressionThreshold,
 	}
 	if c.threshold == 0 {
 		c.threshold = DefaultCompressionThreshold

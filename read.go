@@ -54,23 +54,41 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	if c.mr == nil { // Reader calls do not overlap: readState
+		c.mr = &messageReader{}
+	}
 	c.mr.release()
 	c.mr.p, c.mr.pooled, c.mr.off, c.mr.open = m.p, m.pooled, 0, true
-	return m.typ, &c.mr, nil
+	return m.typ, c.mr, nil
+}
+
+// queue returns the queue of received messages waiting for Read and Reader,
+// made on first use: a connection served with Serve or Go from the start
+// never queues a message and never pays for one (ReadQueue messages).
+func (c *conn) queue() chan message {
+	if q := c.msgs.Load(); q != nil {
+		return *q
+	}
+	q := make(chan message, c.cfg.readQueue)
+	if !c.msgs.CompareAndSwap(nil, &q) {
+		return *c.msgs.Load()
+	}
+	return q
 }
 
 func (c *conn) nextMessage(ctx context.Context) (message, error) {
+	msgs := c.queue()
 	select {
-	case m := <-c.msgs:
+	case m := <-msgs:
 		return m, nil
 	default:
 	}
 	select {
-	case m := <-c.msgs:
+	case m := <-msgs:
 		return m, nil
 	case <-c.done:
 		select {
-		case m := <-c.msgs: // deliver what arrived before the close
+		case m := <-msgs: // deliver what arrived before the close
 			return m, nil
 		default:
 			return message{}, c.err
@@ -82,7 +100,6 @@ func (c *conn) nextMessage(ctx context.Context) (message, error) {
 
 // messageReader streams one received message.
 type messageReader struct {
-	c      *conn
 	p      []byte
 	pooled *[]byte // p's buffer, to recycle, when it came from bufpool
 	off    int
@@ -115,8 +132,8 @@ func (r *messageReader) release() {
 func (c *conn) readLoop() {
 	c.readFrames()
 	c.br.close()
-	close(c.readDone)
-	// Go's serving ends here, after readDone, so its done may call
+	c.endRead()
+	// Go's serving ends here, after endRead, so its done may call
 	// CloseNow, which waits for it.
 	if s := c.srv.Load(); s != nil && s.background {
 		c.endBackground(s)
@@ -149,13 +166,7 @@ func (c *conn) readFrames() {
 			return
 		}
 		if h.Opcode.IsControl() {
-			p := c.ctrlIn[:h.Length]
-			if err := c.readPayload(h, p); err != nil {
-				c.readFailed(err)
-				return
-			}
-			c.logFrame("<", h, p)
-			if !c.handleControl(op, p) {
+			if !c.readControl(h, op) {
 				return
 			}
 			continue
@@ -266,19 +277,20 @@ func growCap(b *[]byte, n int) *[]byte {
 
 // deliver queues m for Read and Reader. It reports whether to keep reading.
 func (c *conn) deliver(m message) bool {
+	msgs := c.queue()
 	select {
-	case c.msgs <- m: // room in the queue, or the application waiting
+	case msgs <- m: // room in the queue, or the application waiting
 		return true
 	default:
 	}
 	select {
-	case c.msgs <- m:
+	case msgs <- m:
 		return true
-	case <-c.closing:
+	case <-c.closingChan():
 		// Closing: keep the message if there is room (Read still returns
 		// it), but never let a full queue hold up the close handshake.
 		select {
-		case c.msgs <- m:
+		case msgs <- m:
 		default:
 			m.recycle()
 		}
@@ -308,6 +320,21 @@ func (c *conn) readHeader() (wire.Header, error) {
 	h, _, err := wire.DecodeHeader(b)
 	c.br.Discard(n)
 	return h, err
+}
+
+// readControl reads a control frame's payload and acts on it; it reports
+// whether to keep reading. The payload is read into a pooled buffer, not one
+// of the connection's own: an idle connection keeps none.
+func (c *conn) readControl(h wire.Header, op wire.Opcode) bool {
+	bp := bufpool.Get(wire.MaxControlPayload)
+	defer bufpool.Put(bp)
+	p := (*bp)[:h.Length]
+	if err := c.readPayload(h, p); err != nil {
+		c.readFailed(err)
+		return false
+	}
+	c.logFrame("<", h, p)
+	return c.handleControl(op, p)
 }
 
 // readPayload reads the frame's payload into p and unmasks it.

@@ -131,12 +131,10 @@ func (c *Conn) Go(handle func(typ MessageType, p []byte) error, done func(err er
 	c.wholeReads.Store(false) // assemble in pooled buffers
 	c.srv.Store(s)
 	c.serveQueued(s)
-	select {
-	case <-c.readDone:
+	if c.readEnded() {
 		// The read loop ended before it could see s: end here. (It looks
-		// for s after closing readDone, so one of us sees the other.)
+		// for s after endRead, so one of us sees the other.)
 		c.endBackground(s)
-	default:
 	}
 	return nil
 }
@@ -236,9 +234,13 @@ func (c *conn) serveQueued(s *server) {
 }
 
 func (c *conn) handleQueuedLocked(s *server) {
+	q := c.msgs.Load()
+	if q == nil {
+		return // nothing was ever queued (dispatch queues before it looks for s)
+	}
 	for {
 		select {
-		case m := <-c.msgs:
+		case m := <-*q:
 			c.callHandle(s, m)
 		default:
 			return

@@ -300,7 +300,7 @@ func TestServeCloseNowFromHandle(t *testing.T) {
 	if err := <-errc; !errors.As(err, &ce) || ce.Code != StatusAbnormal {
 		t.Fatalf("Serve returned %v, want 1006", err)
 	}
-	<-sc.readDone
+	sc.waitReadDone()
 }
 
 // TestServeControlFrames: pings are answered and the connection keeps its

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -166,6 +167,14 @@ func writeCtxErr(ctx context.Context, err error) error {
 	return nil
 }
 
+// writev is the vector of a large frame's writev: header and payload.
+type writev struct {
+	iov [2][]byte
+	wv  net.Buffers
+}
+
+var writevPool = sync.Pool{New: func() any { return new(writev) }}
+
 func (c *conn) writeRaw(h wire.Header, p []byte) error {
 	bp := bufpool.Get(writeBufSize)
 	defer bufpool.Put(bp)
@@ -173,12 +182,14 @@ func (c *conn) writeRaw(h wire.Header, p []byte) error {
 	n := wire.PutHeader(buf, h)
 	if !h.Masked && len(p) > len(buf)-n {
 		// Header and payload in one writev, the payload not copied. The
-		// vector lives in the connection (the caller holds frameSem), so
-		// this allocates nothing.
-		c.iov = [2][]byte{buf[:n], p}
-		c.wv = c.iov[:]
-		_, err := c.wv.WriteTo(c.nc)
-		c.iov, c.wv = [2][]byte{}, nil // keep no reference to p
+		// vector is pooled, so this allocates nothing and a connection
+		// keeps none between frames.
+		v := writevPool.Get().(*writev)
+		v.iov = [2][]byte{buf[:n], p}
+		v.wv = v.iov[:]
+		_, err := v.wv.WriteTo(c.nc)
+		v.iov, v.wv = [2][]byte{}, nil // keep no reference to p
+		writevPool.Put(v)
 		return err
 	}
 	pos := 0
@@ -224,21 +235,27 @@ func (c *conn) releaseFrame() {
 }
 
 // pendingPong holds the payload of the latest unanswered ping. RFC 6455
-// section 5.5.3 allows answering only the most recent one.
+// section 5.5.3 allows answering only the most recent one. The payload waits
+// in a pooled buffer, so a connection holds none between pings.
 type pendingPong struct {
 	waiting atomic.Bool
 	mu      sync.Mutex
-	buf     [wire.MaxControlPayload]byte
-	n       int
+	p       *[]byte // the payload to answer, nil once taken
 }
 
 // queuePong records a ping to answer and sends the pong at once if no frame
 // is being written; otherwise the writer holding the lock sends it when it
 // lets go. The read loop never blocks here on a busy writer.
 func (c *conn) queuePong(p []byte) {
+	bp := bufpool.Get(len(p))
+	*bp = append(*bp, p...)
 	c.pong.mu.Lock()
-	c.pong.n = copy(c.pong.buf[:], p)
+	old := c.pong.p
+	c.pong.p = bp
 	c.pong.mu.Unlock()
+	if old != nil {
+		bufpool.Put(old) // a newer ping replaces it
+	}
 	c.pong.waiting.Store(true)
 	c.flushPong()
 }
@@ -252,10 +269,13 @@ func (c *conn) flushPong() {
 		}
 		if c.pong.waiting.Swap(false) {
 			c.pong.mu.Lock()
-			var p [wire.MaxControlPayload]byte
-			n := copy(p[:], c.pong.buf[:c.pong.n])
+			bp := c.pong.p
+			c.pong.p = nil
 			c.pong.mu.Unlock()
-			c.writeControlLocked(context.Background(), wire.OpPong, p[:n])
+			if bp != nil { // nil: an earlier flush took this ping's payload
+				c.writeControlLocked(context.Background(), wire.OpPong, *bp)
+				bufpool.Put(bp)
+			}
 		}
 		<-c.frameSem
 	}
