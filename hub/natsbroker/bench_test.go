@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,9 +37,10 @@ func benchCrossNode(b *testing.B, js bool, perNode int) {
 	conns := clients(b, nodes, "bench", perNode*3)
 	// Every client reads; one client on n3 records arrival times.
 	var (
-		mu      sync.Mutex
-		arrived []time.Duration
-		got     sync.WaitGroup
+		mu        sync.Mutex
+		arrived   []time.Duration
+		got       sync.WaitGroup
+		delivered atomic.Int64
 	)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -57,6 +59,7 @@ func benchCrossNode(b *testing.B, js bool, perNode int) {
 					arrived = append(arrived, time.Since(sent))
 					mu.Unlock()
 				}
+				delivered.Add(1)
 				got.Done()
 			}
 		})
@@ -76,14 +79,23 @@ func benchCrossNode(b *testing.B, js bool, perNode int) {
 		}
 		got.Wait()
 	}
-	// Throughput: n1 and n2 publish b.N messages each, all at once.
+	// Throughput: n1 and n2 publish b.N messages each, all at once, never
+	// more than a window ahead of the deliveries (the hubs' queues would
+	// close the clients as slow consumers).
 	b.ResetTimer()
 	start := time.Now()
 	got.Add(2 * b.N * len(conns))
+	base := delivered.Load()
+	var sent atomic.Int64
+	const window = 500
 	var pubs sync.WaitGroup
 	for _, nd := range nodes[:2] {
 		pubs.Go(func() {
 			for range b.N {
+				for sent.Load()-(delivered.Load()-base)/int64(len(conns)) > window {
+					time.Sleep(50 * time.Microsecond)
+				}
+				sent.Add(1)
 				nd.hub.Broadcast("bench", tether.Binary, msg('T'))
 			}
 		})
