@@ -54,7 +54,7 @@ type windows struct {
 
 var (
 	quick = windows{echo: time.Second, warmup: 250 * time.Millisecond, idleSettle: time.Second,
-		keepalive: 2 * time.Second, broadcast: 1500 * time.Millisecond, runs: 3, memRuns: 1, scaleRuns: 1,
+		keepalive: 5 * time.Second, broadcast: 1500 * time.Millisecond, runs: 3, memRuns: 1, scaleRuns: 1,
 		memConns: 5000, budget: 5 * time.Minute}
 	full = windows{echo: 4 * time.Second, warmup: time.Second, idleSettle: 3 * time.Second,
 		keepalive: 10 * time.Second, broadcast: 6 * time.Second, runs: 5, memRuns: 3, scaleRuns: 3, everywhere: true,
@@ -257,7 +257,9 @@ func keepaliveRun(w windows, conns int, interval time.Duration) func(context.Con
 				s.stop()
 			}
 		}()
-		args := []string{"--mode", "idle", "--conns", fmt.Sprint(conns), "--warmup", interval.String(),
+		// Three intervals of warm-up: the 20,000 connections open over a few
+		// seconds, and each library's first pings come one interval later.
+		args := []string{"--mode", "idle", "--conns", fmt.Sprint(conns), "--warmup", (3 * interval).String(),
 			"--duration", w.keepalive.String(), "--timeout", "20s", "--no-close-handshake"}
 		for range 2 {
 			s, err := r.startServer(r.serverArgv(lib, interval, false))
