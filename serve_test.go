@@ -320,6 +320,9 @@ func TestServeControlFrames(t *testing.T) {
 	}
 	buf := make([]byte, 4)
 	streamTrip(t, cc, cc, []byte("ping"), buf)
+	// The echo's count goes up once its write returns, which may be after
+	// the client has it.
+	eventually(t, "the echo counted", func() bool { return sc.Stats().MessagesOut == 1 })
 	if st := sc.Stats(); st.MessagesIn != 1 || st.PongsReceived != 3 || st.MessagesOut != 1 {
 		t.Fatalf("stats %+v", st)
 	}
