@@ -15,26 +15,14 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/tetherws/tether"
 	"github.com/tetherws/tether/hub"
+	"github.com/tetherws/tether/internal/natstest"
 )
 
 // natsServer starts an embedded NATS server with JetStream on a free
 // loopback port and stops it when the test ends.
 func natsServer(t *testing.T) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s
+	return natstest.Start(t, natstest.Options{JetStream: true})
 }
 
 // startNode runs `tether serve --nats URL --node NAME [--jetstream]`

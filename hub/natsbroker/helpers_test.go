@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/tetherws/tether"
 	"github.com/tetherws/tether/hub"
+	"github.com/tetherws/tether/internal/natstest"
 	"go.uber.org/goleak"
 )
 
@@ -30,43 +31,13 @@ var discard = slog.New(slog.DiscardHandler)
 // port, when not 0). With routes, it joins the cluster of those route URLs.
 func natsServer(t testing.TB, port int, jetstream bool, cluster bool, routes ...string) *server.Server {
 	t.Helper()
-	dir := ""
-	if jetstream {
-		dir = t.TempDir()
-	}
-	return natsServerIn(t, port, dir, cluster, routes...)
+	return natstest.Start(t, natstest.Options{Port: port, JetStream: jetstream, Cluster: cluster, Routes: routes})
 }
 
-// natsServerIn is natsServer with JetStream storing in dir ("" for no
-// JetStream).
-func natsServerIn(t testing.TB, port int, dir string, cluster bool, routes ...string) *server.Server {
+// natsServerIn is natsServer with JetStream storing in dir.
+func natsServerIn(t testing.TB, port int, dir string) *server.Server {
 	t.Helper()
-	if port == 0 {
-		port = -1
-	}
-	o := &server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true, ServerName: fmt.Sprintf("s%d", time.Now().UnixNano())}
-	if dir != "" {
-		o.JetStream, o.StoreDir = true, dir
-	}
-	if cluster {
-		o.Cluster = server.ClusterOpts{Name: "tether-test", Host: "127.0.0.1", Port: -1}
-		for _, r := range routes {
-			o.Routes = append(o.Routes, server.RoutesFromStr(r)...)
-		}
-	}
-	s, err := server.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s
+	return natstest.Start(t, natstest.Options{Port: port, JetStream: true, StoreDir: dir})
 }
 
 // natsCluster starts three routed NATS servers.

@@ -300,7 +300,7 @@ func readIs(t *testing.T, c *tether.Conn, want string) {
 // subscriber that resumes over the outage gets what the stream kept.
 func TestJetStreamOutage(t *testing.T) {
 	dir := t.TempDir()
-	s := natsServerIn(t, 0, dir, false)
+	s := natsServerIn(t, 0, dir)
 	port := s.Addr().(*net.TCPAddr).Port
 	opts := Options{URL: s.ClientURL(), JetStream: true,
 		NATSOptions: []nats.Option{nats.ReconnectWait(50 * time.Millisecond), nats.ReconnectJitter(0, 0)}}
@@ -324,7 +324,7 @@ func TestJetStreamOutage(t *testing.T) {
 		t.Fatalf("local only %d, want 1", st.LocalOnly)
 	}
 
-	natsServerIn(t, port, dir, false)
+	natsServerIn(t, port, dir)
 	eventually(t, "n1 to reconnect", func() bool { return a.broker.Stats().Connected })
 	for tries := 0; ; tries++ {
 		before := a.broker.Stats().LocalOnly

@@ -14,6 +14,7 @@ import (
 	"github.com/tetherws/tether"
 	"github.com/tetherws/tether/hub"
 	"github.com/tetherws/tether/hub/natsbroker"
+	"github.com/tetherws/tether/internal/natstest"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -22,23 +23,7 @@ var quiet = slog.New(slog.DiscardHandler)
 // JetStream when asked, and stops it when the test ends.
 func natsServer(t *testing.T, jetstream bool) *server.Server {
 	t.Helper()
-	o := &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true}
-	if jetstream {
-		o.JetStream, o.StoreDir = true, t.TempDir()
-	}
-	s, err := server.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s
+	return natstest.Start(t, natstest.Options{JetStream: jetstream})
 }
 
 // node is one serve.Server of a cluster on loopback.
