@@ -345,18 +345,25 @@ func (h *Hub) Deliver(m Message) int {
 			}
 			pm = raw
 		}
-		if pm == nil {
-			continue
-		}
-		select {
-		case cl.q <- pm:
+		if pm != nil && h.offer(cl, pm) {
 			n++
-		default:
-			h.overflow(cl)
 		}
 	}
 	h.queued.Add(int64(n))
 	return n
+}
+
+// offer queues pm for cl without waiting, or applies the policy when cl's
+// queue is full; it reports whether cl took it. The caller holds h.mu
+// (read) and a room lock.
+func (h *Hub) offer(cl *client, pm *tether.PreparedMessage) bool {
+	select {
+	case cl.q <- pm:
+		return true
+	default:
+		h.overflow(cl)
+		return false
+	}
 }
 
 // replayHold is how many queues' worth of live messages a member being

@@ -259,15 +259,11 @@ func (h *Hub) release(cl *client, room string, last uint64) {
 		if m.Seq != 0 && m.Seq <= last {
 			continue
 		}
-		pm := prepare(envelopeOf(m))
-		if pm == nil || cl.evicted.Load() {
-			continue
+		if cl.evicted.Load() {
+			break
 		}
-		select {
-		case cl.q <- pm:
+		if pm := prepare(envelopeOf(m)); pm != nil && h.offer(cl, pm) {
 			n++
-		default:
-			h.overflow(cl)
 		}
 	}
 	h.queued.Add(int64(n))
