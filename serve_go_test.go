@@ -1,7 +1,6 @@
 package tether
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,71 +21,6 @@ func goAsync(t *testing.T, c *Conn, handle func(MessageType, []byte) error) <-ch
 		t.Fatalf("Go: %v", err)
 	}
 	return errc
-}
-
-// TestGoOrder: Go returns at once; messages queued before it come first,
-// then the rest, in order; done gets the connection's end.
-func TestGoOrder(t *testing.T) {
-	cc, sc := tcpPair(t, ConnOptions{FragmentSize: 5000}, nil)
-	ctx := context.Background()
-	const queued, total = 10, 60
-	msg := func(i int) []byte {
-		return bytes.Repeat([]byte(strconv3(i)), 1+i*211%7000)
-	}
-	for i := range queued {
-		if err := cc.Write(ctx, Binary, msg(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	eventually(t, "queued messages", func() bool { return sc.Stats().MessagesIn == queued })
-	var got [][]byte
-	errc := goAsync(t, sc, func(typ MessageType, p []byte) error {
-		got = append(got, bytes.Clone(p)) // p is only valid during the call
-		return nil
-	})
-	// Go has returned: this goroutine writes the rest.
-	for i := queued; i < total; i++ {
-		if err := cc.Write(ctx, Binary, msg(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	eventually(t, "every message", func() bool { return sc.Stats().MessagesIn == total })
-	cc.Close(StatusNormal, "done")
-	var ce *CloseError
-	if err := <-errc; !errors.As(err, &ce) || ce.Code != StatusNormal {
-		t.Fatalf("done got %v, want close 1000", err)
-	}
-	if len(got) != total {
-		t.Fatalf("handled %d messages, want %d", len(got), total)
-	}
-	for i := range got {
-		if !bytes.Equal(got[i], msg(i)) {
-			t.Fatalf("message %d: %d bytes, want %d (out of order or damaged)", i, len(got[i]), len(msg(i)))
-		}
-	}
-}
-
-// TestGoEchoNoAllocs: Go echoes without an allocation per message, as Serve.
-func TestGoEchoNoAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("the race detector allocates on its own")
-	}
-	cc, sc := tcpPair(t, ConnOptions{}, nil)
-	errc := goAsync(t, sc, echoHandle(sc))
-	for _, size := range []int{16, 1024, 16 << 10} {
-		msg := bytes.Repeat([]byte{7}, size)
-		buf := make([]byte, size)
-		trip := func() { streamTrip(t, cc, cc, msg, buf) }
-		trip()
-		if !bytes.Equal(buf, msg) {
-			t.Fatal("echo differs")
-		}
-		if allocs := testing.AllocsPerRun(100, trip); allocs > 0 {
-			t.Errorf("%d B: %.1f allocations per echo with Go, want 0", size, allocs)
-		}
-	}
-	cc.Close(StatusNormal, "")
-	<-errc
 }
 
 // TestGoReadConflict: Go refuses while Read waits; while Go serves, Read,
@@ -202,47 +136,6 @@ func TestGoHandleErrorQueued(t *testing.T) {
 	nc.Close()
 	if err := <-errc; err != boom {
 		t.Fatalf("done got %v, want handle's error", err)
-	}
-}
-
-// TestGoProtocolErrors: done gets the connection's *CloseError with the code
-// the rules say, for bad input read while serving.
-func TestGoProtocolErrors(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		frame []byte
-		code  StatusCode
-	}{
-		{"reserved opcode", wire.AppendHeader(nil, wire.Header{Fin: true, Opcode: 3}), StatusProtocolError},
-		{"invalid UTF-8", append(wire.AppendHeader(nil, wire.Header{Fin: true, Opcode: wire.OpText, Length: 2}), 0xc3, 0x28), StatusInvalidPayload},
-		{"too big", append(wire.AppendHeader(nil, wire.Header{Fin: true, Opcode: wire.OpBinary, Length: 101}), make([]byte, 101)...), StatusTooBig},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c, nc := pipeConn(t, wire.Client, ConnOptions{PingInterval: -1, ReadLimit: 100, Registry: NoRegistry, Logger: discard})
-			peer := newRawPeer(t, nc)
-			handled := make(chan string, 4)
-			errc := goAsync(t, c, func(_ MessageType, p []byte) error {
-				handled <- string(p)
-				return nil
-			})
-			peer.writeFrame(wire.OpText, []byte("fine"))
-			if got := <-handled; got != "fine" {
-				t.Fatalf("handled %q", got)
-			}
-			go nc.Write(tc.frame)
-			h, p := peer.readFrame()
-			if code, _, _ := wire.ParseClose(p); h.Opcode != wire.OpClose || StatusCode(code) != tc.code {
-				t.Fatalf("peer got %v %d, want CLOSE %d", h.Opcode, code, tc.code)
-			}
-			nc.Close() // the connection waits for this after failing
-			var ce *CloseError
-			if err := <-errc; !errors.As(err, &ce) || ce.Code != tc.code {
-				t.Fatalf("done got %v, want close %d", err, tc.code)
-			}
-			if len(handled) != 0 {
-				t.Fatalf("bad message handed to handle: %q", <-handled)
-			}
-		})
 	}
 }
 

@@ -26,74 +26,97 @@ func echoHandle(c *Conn) func(MessageType, []byte) error {
 	}
 }
 
-// TestServeOrder: messages that were queued before Serve started come first,
-// then the rest, all in order, whatever their size and framing.
-func TestServeOrder(t *testing.T) {
-	cc, sc := tcpPair(t, ConnOptions{FragmentSize: 5000}, nil)
-	ctx := context.Background()
-	const queued, total = 10, 60
-	msg := func(i int) []byte {
-		return bytes.Repeat([]byte(strconv3(i)), 1+i*211%7000)
-	}
-	for i := range queued {
-		if err := cc.Write(ctx, Binary, msg(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	eventually(t, "queued messages", func() bool { return sc.Stats().MessagesIn == queued })
-	var got [][]byte
-	errc := serveAsync(sc, ctx, func(typ MessageType, p []byte) error {
-		got = append(got, bytes.Clone(p)) // p is only valid during the call
-		return nil
-	})
-	for i := queued; i < total; i++ {
-		if err := cc.Write(ctx, Binary, msg(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	eventually(t, "every message", func() bool { return sc.Stats().MessagesIn == total })
-	cc.Close(StatusNormal, "done")
-	var ce *CloseError
-	if err := <-errc; !errors.As(err, &ce) || ce.Code != StatusNormal {
-		t.Fatalf("Serve returned %v, want close 1000", err)
-	}
-	if len(got) != total {
-		t.Fatalf("handled %d messages, want %d", len(got), total)
-	}
-	for i := range got {
-		if !bytes.Equal(got[i], msg(i)) {
-			t.Fatalf("message %d: %d bytes, want %d (out of order or damaged)", i, len(got[i]), len(msg(i)))
-		}
+// servings are the two ways to serve a connection with a handle: Serve,
+// which its caller waits on, and Go, which returns at once. Each starts one
+// and returns the channel that gets what serving ended with. Go has no
+// context: ctx is for Serve.
+var servings = []struct {
+	name  string
+	start func(t *testing.T, c *Conn, ctx context.Context, handle func(MessageType, []byte) error) <-chan error
+}{
+	{"Serve", func(_ *testing.T, c *Conn, ctx context.Context, handle func(MessageType, []byte) error) <-chan error {
+		return serveAsync(c, ctx, handle)
+	}},
+	{"Go", func(t *testing.T, c *Conn, _ context.Context, handle func(MessageType, []byte) error) <-chan error {
+		return goAsync(t, c, handle)
+	}},
+}
+
+// TestServingOrder: messages that were queued before serving started come
+// first, then the rest, all in order, whatever their size and framing; the
+// serving ends with the connection's end. Go returns at once: this
+// goroutine writes the rest.
+func TestServingOrder(t *testing.T) {
+	for _, sv := range servings {
+		t.Run(sv.name, func(t *testing.T) {
+			cc, sc := tcpPair(t, ConnOptions{FragmentSize: 5000}, nil)
+			ctx := context.Background()
+			const queued, total = 10, 60
+			msg := func(i int) []byte {
+				return bytes.Repeat([]byte(strconv3(i)), 1+i*211%7000)
+			}
+			for i := range queued {
+				if err := cc.Write(ctx, Binary, msg(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			eventually(t, "queued messages", func() bool { return sc.Stats().MessagesIn == queued })
+			var got [][]byte
+			errc := sv.start(t, sc, ctx, func(typ MessageType, p []byte) error {
+				got = append(got, bytes.Clone(p)) // p is only valid during the call
+				return nil
+			})
+			for i := queued; i < total; i++ {
+				if err := cc.Write(ctx, Binary, msg(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			eventually(t, "every message", func() bool { return sc.Stats().MessagesIn == total })
+			cc.Close(StatusNormal, "done")
+			var ce *CloseError
+			if err := <-errc; !errors.As(err, &ce) || ce.Code != StatusNormal {
+				t.Fatalf("%s ended with %v, want close 1000", sv.name, err)
+			}
+			if len(got) != total {
+				t.Fatalf("handled %d messages, want %d", len(got), total)
+			}
+			for i := range got {
+				if !bytes.Equal(got[i], msg(i)) {
+					t.Fatalf("message %d: %d bytes, want %d (out of order or damaged)", i, len(got[i]), len(msg(i)))
+				}
+			}
+		})
 	}
 }
 
 func strconv3(i int) string { return fmt.Sprintf("%03d", i) }
 
-// TestServeEchoNoAllocs: with Serve, a received message costs no allocation:
+// TestServingEchoNoAllocs: served, a received message costs no allocation:
 // its buffer is pooled and reused once handle returns (which is why p is
 // valid only during the call), where Read costs one.
-func TestServeEchoNoAllocs(t *testing.T) {
+func TestServingEchoNoAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates on its own")
 	}
-	cc, sc := tcpPair(t, ConnOptions{}, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := serveAsync(sc, ctx, echoHandle(sc))
-	defer func() {
-		cancel()
-		<-errc
-	}()
-	for _, size := range []int{16, 1024, 16 << 10} {
-		msg := bytes.Repeat([]byte{7}, size)
-		buf := make([]byte, size)
-		trip := func() { streamTrip(t, cc, cc, msg, buf) }
-		trip()
-		if !bytes.Equal(buf, msg) {
-			t.Fatal("echo differs")
-		}
-		if allocs := testing.AllocsPerRun(100, trip); allocs > 0 {
-			t.Errorf("%d B: %.1f allocations per echo with Serve, want 0", size, allocs)
-		}
+	for _, sv := range servings {
+		t.Run(sv.name, func(t *testing.T) {
+			cc, sc := tcpPair(t, ConnOptions{}, nil)
+			errc := sv.start(t, sc, context.Background(), echoHandle(sc))
+			for _, size := range []int{16, 1024, 16 << 10} {
+				msg := bytes.Repeat([]byte{7}, size)
+				buf := make([]byte, size)
+				trip := func() { streamTrip(t, cc, cc, msg, buf) }
+				trip()
+				if !bytes.Equal(buf, msg) {
+					t.Fatal("echo differs")
+				}
+				if allocs := testing.AllocsPerRun(100, trip); allocs > 0 {
+					t.Errorf("%d B: %.1f allocations per echo with %s, want 0", size, allocs, sv.name)
+				}
+			}
+			cc.Close(StatusNormal, "")
+			<-errc
+		})
 	}
 }
 
@@ -221,44 +244,48 @@ func TestServeHandleError(t *testing.T) {
 	}
 }
 
-// TestServeProtocolErrors: Serve returns the connection's *CloseError, and the
-// peer gets the close code the rules say, for bad input read while serving.
-func TestServeProtocolErrors(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		frame []byte
-		code  StatusCode
-	}{
-		{"masked frame from server", wire.AppendHeader(nil, wire.Header{Fin: true, Opcode: wire.OpBinary, Masked: true, Length: 0}), StatusProtocolError},
-		{"reserved opcode", wire.AppendHeader(nil, wire.Header{Fin: true, Opcode: 3}), StatusProtocolError},
-		{"invalid UTF-8", append(wire.AppendHeader(nil, wire.Header{Fin: true, Opcode: wire.OpText, Length: 2}), 0xc3, 0x28), StatusInvalidPayload},
-		{"too big", append(wire.AppendHeader(nil, wire.Header{Fin: true, Opcode: wire.OpBinary, Length: 101}), make([]byte, 101)...), StatusTooBig},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c, nc := pipeConn(t, wire.Client, ConnOptions{PingInterval: -1, ReadLimit: 100, Registry: NoRegistry, Logger: discard})
-			peer := newRawPeer(t, nc)
-			handled := make(chan string, 4)
-			errc := serveAsync(c, context.Background(), func(_ MessageType, p []byte) error {
-				handled <- string(p)
-				return nil
+// TestServingProtocolErrors: serving ends with the connection's
+// *CloseError, and the peer gets the close code the rules say, for bad
+// input read while serving; the bad message never reaches handle.
+func TestServingProtocolErrors(t *testing.T) {
+	for _, sv := range servings {
+		for _, tc := range []struct {
+			name  string
+			frame []byte
+			code  StatusCode
+		}{
+			{"masked frame from server", wire.AppendHeader(nil, wire.Header{Fin: true, Opcode: wire.OpBinary, Masked: true, Length: 0}), StatusProtocolError},
+			{"reserved opcode", wire.AppendHeader(nil, wire.Header{Fin: true, Opcode: 3}), StatusProtocolError},
+			{"invalid UTF-8", append(wire.AppendHeader(nil, wire.Header{Fin: true, Opcode: wire.OpText, Length: 2}), 0xc3, 0x28), StatusInvalidPayload},
+			{"too big", append(wire.AppendHeader(nil, wire.Header{Fin: true, Opcode: wire.OpBinary, Length: 101}), make([]byte, 101)...), StatusTooBig},
+		} {
+			t.Run(sv.name+"/"+tc.name, func(t *testing.T) {
+				c, nc := pipeConn(t, wire.Client, ConnOptions{PingInterval: -1, ReadLimit: 100, Registry: NoRegistry, Logger: discard})
+				peer := newRawPeer(t, nc)
+				handled := make(chan string, 4)
+				errc := sv.start(t, c, context.Background(), func(_ MessageType, p []byte) error {
+					handled <- string(p)
+					return nil
+				})
+				peer.writeFrame(wire.OpText, []byte("fine"))
+				if got := <-handled; got != "fine" {
+					t.Fatalf("handled %q", got)
+				}
+				go nc.Write(tc.frame)
+				h, p := peer.readFrame()
+				if code, _, _ := wire.ParseClose(p); h.Opcode != wire.OpClose || StatusCode(code) != tc.code {
+					t.Fatalf("peer got %v %d, want CLOSE %d", h.Opcode, code, tc.code)
+				}
+				nc.Close() // after failing, the connection waits for the peer to go (Go's done comes after that)
+				var ce *CloseError
+				if err := <-errc; !errors.As(err, &ce) || ce.Code != tc.code {
+					t.Fatalf("%s ended with %v, want close %d", sv.name, err, tc.code)
+				}
+				if len(handled) != 0 {
+					t.Fatalf("bad message handed to handle: %q", <-handled)
+				}
 			})
-			peer.writeFrame(wire.OpText, []byte("fine"))
-			if got := <-handled; got != "fine" {
-				t.Fatalf("handled %q", got)
-			}
-			go nc.Write(tc.frame)
-			h, p := peer.readFrame()
-			if code, _, _ := wire.ParseClose(p); h.Opcode != wire.OpClose || StatusCode(code) != tc.code {
-				t.Fatalf("peer got %v %d, want CLOSE %d", h.Opcode, code, tc.code)
-			}
-			var ce *CloseError
-			if err := <-errc; !errors.As(err, &ce) || ce.Code != tc.code {
-				t.Fatalf("Serve returned %v, want close %d", err, tc.code)
-			}
-			if len(handled) != 0 {
-				t.Fatalf("bad message handed to handle: %q", <-handled)
-			}
-		})
+		}
 	}
 }
 
