@@ -236,16 +236,7 @@ func (p *presence) receive(msg *nats.Msg) {
 func (p *presence) remote() []hub.Presence {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	now := time.Now()
-	nodes := make([]string, 0, len(p.peers))
-	for name, pr := range p.peers {
-		if pr.ttl > 0 && now.Sub(pr.seen) > pr.ttl {
-			delete(p.peers, name) // gone quiet: its connections went with it
-			continue
-		}
-		nodes = append(nodes, name)
-	}
-	slices.Sort(nodes)
+	nodes := p.liveLocked()
 	var out []hub.Presence
 	for _, name := range nodes {
 		out = append(out, p.peers[name].conns...)
@@ -253,12 +244,27 @@ func (p *presence) remote() []hub.Presence {
 	return out
 }
 
+// liveLocked forgets the peers gone quiet (their connections went with
+// them) and returns the others' names, sorted. The caller holds p.mu.
+func (p *presence) liveLocked() []string {
+	now := time.Now()
+	nodes := make([]string, 0, len(p.peers))
+	for name, pr := range p.peers {
+		if pr.ttl > 0 && now.Sub(pr.seen) > pr.ttl {
+			delete(p.peers, name)
+			continue
+		}
+		nodes = append(nodes, name)
+	}
+	slices.Sort(nodes)
+	return nodes
+}
+
 // nodes counts the live nodes, this one included.
 func (p *presence) nodes() int {
-	p.remote() // expires the quiet ones
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.peers) + 1
+	return len(p.liveLocked()) + 1
 }
 
 // RemotePresence returns the connections of the other live nodes, as they
