@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -106,16 +107,32 @@ func TestBroadcastReachesEveryone(t *testing.T) {
 		defer c.CloseNow()
 		conns = append(conns, c)
 	}
-	// The server registers a connection just after the handshake; wait until
-	// all three are listed before sending.
+	// The server registers a connection just after the handshake and joins
+	// it to the room just after that: a broadcast sent in between misses it.
+	// Send until every connection has had one; each must be the broadcast.
 	waitConns(t, addr, 3)
-	if err := conns[0].Write(ctx, tether.Text, []byte("to all")); err != nil {
-		t.Fatal(err)
-	}
+	var got sync.WaitGroup
 	for i, c := range conns {
-		typ, p, err := c.Read(ctx)
-		if err != nil || typ != tether.Text || string(p) != "to all" {
-			t.Fatalf("conn %d got %v %q %v", i, typ, p, err)
+		got.Go(func() {
+			typ, p, err := c.Read(ctx)
+			if err != nil || typ != tether.Text || string(p) != "to all" {
+				t.Errorf("conn %d got %v %q %v", i, typ, p, err)
+			}
+		})
+	}
+	all := make(chan struct{})
+	go func() {
+		got.Wait()
+		close(all)
+	}()
+	for {
+		if err := conns[0].Write(ctx, tether.Text, []byte("to all")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-all:
+			return
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
