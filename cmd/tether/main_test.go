@@ -107,16 +107,22 @@ func TestBroadcastReachesEveryone(t *testing.T) {
 		defer c.CloseNow()
 		conns = append(conns, c)
 	}
-	// The server registers a connection just after the handshake and joins
-	// it to the room just after that: a broadcast sent in between misses it.
-	// Send until every connection has had one; each must be the broadcast.
 	waitConns(t, addr, 3)
+	broadcastUntilAll(t, ctx, conns[0], conns, []byte("to all"))
+}
+
+// broadcastUntilAll sends msg on /broadcast from sender until every one of
+// conns has read a copy, each read checked to be msg. The server lists a
+// connection just after its handshake and joins it to the room just after
+// that: a broadcast sent in between misses it, so one is not enough.
+func broadcastUntilAll(t *testing.T, ctx context.Context, sender *tether.Conn, conns []*tether.Conn, msg []byte) {
+	t.Helper()
 	var got sync.WaitGroup
 	for i, c := range conns {
 		got.Go(func() {
 			typ, p, err := c.Read(ctx)
-			if err != nil || typ != tether.Text || string(p) != "to all" {
-				t.Errorf("conn %d got %v %q %v", i, typ, p, err)
+			if err != nil || typ != tether.Text || !bytes.Equal(p, msg) {
+				t.Errorf("conn %d got %v %q %v, want %q", i, typ, p, err, msg)
 			}
 		})
 	}
@@ -126,7 +132,7 @@ func TestBroadcastReachesEveryone(t *testing.T) {
 		close(all)
 	}()
 	for {
-		if err := conns[0].Write(ctx, tether.Text, []byte("to all")); err != nil {
+		if err := sender.Write(ctx, tether.Text, msg); err != nil {
 			t.Fatal(err)
 		}
 		select {
