@@ -12,10 +12,12 @@ import (
 )
 
 // keepalive is the per-connection keepalive state. It costs one runtime timer,
-// re-armed for each step, not a goroutine. The timer only ever moves later:
-// a pong records itself and the next step looks at it, because pulling a
-// timer earlier makes the runtime rescan its whole timer heap, which with
-// tens of thousands of connections costs more than the pings themselves.
+// re-armed for each step, not a goroutine. The timer is only ever re-armed
+// when it has fired, never pulled earlier: a pong records itself and the
+// next step looks at it, because pulling a pending timer earlier makes the
+// runtime rescan its whole timer heap, which with tens of thousands of
+// connections costs more than the pings themselves (and when pongs come
+// late because the process is overloaded, it feeds the overload).
 type keepalive struct {
 	mu       sync.Mutex
 	timer    clock.Timer
@@ -78,7 +80,10 @@ func (c *conn) keepaliveFire() {
 	}
 	if p := c.ka.waiting; p != nil {
 		if deadline := p.sent.Add(to); now.Before(deadline) {
-			c.arm(deadline.Sub(now)) // the interval came first: keep waiting
+			// The interval came first: keep waiting, looking again an
+			// interval later, when a late pong will have made the next
+			// ping due.
+			c.arm(min(iv, deadline.Sub(now)))
 			c.ka.mu.Unlock()
 			return
 		}
@@ -120,7 +125,9 @@ func (c *conn) keepaliveFire() {
 
 // keepaliveAnswered is called when keepalive ping p got its pong (or a later
 // pong settled it). It only records the answer; the timer, already set for
-// the next step, sees it.
+// the next step (at most an interval away), sees it. So a pong later than
+// the interval is followed by the next ping at the next interval's end, as
+// a ping is skipped while one is outstanding.
 func (c *conn) keepaliveAnswered(p *pendingPing, now time.Time) {
 	if c.log.Enabled(context.Background(), slog.LevelDebug) {
 		c.log.Debug("received keepalive pong", "rtt", now.Sub(p.sent))
@@ -129,16 +136,6 @@ func (c *conn) keepaliveAnswered(p *pendingPing, now time.Time) {
 	c.ka.mu.Lock()
 	if c.ka.waiting == p {
 		c.ka.waiting = nil
-		// A pong later than the interval finds the timer set for the
-		// ping's timeout: the next ping is due now (fixed mode: one
-		// interval after the last ping; idle mode: one after this pong).
-		next := c.ka.lastPing.Add(c.cfg.pingInterval)
-		if c.cfg.mode == KeepaliveIdle {
-			next = now.Add(c.cfg.pingInterval)
-		}
-		if c.ka.due.After(next) {
-			c.arm(next.Sub(now))
-		}
 	}
 	c.ka.mu.Unlock()
 }

@@ -207,21 +207,29 @@ func TestPongWhileNotReading(t *testing.T) {
 
 // TestKeepaliveLatePong: a pong that comes after the interval, before the
 // timeout, does not leave the connection without pings until the timeout:
-// the next ping goes when the pong arrives (it was due).
+// the next ping goes at the end of the interval the pong came in (fixed
+// mode), or an interval after the pong (idle mode).
 func TestKeepaliveLatePong(t *testing.T) {
 	for _, mode := range []KeepaliveMode{KeepaliveFixed, KeepaliveIdle} {
 		t.Run(mode.String(), func(t *testing.T) {
-			c, peer, fc := kaClient(t, ConnOptions{PingInterval: 10 * time.Second, PingTimeout: 20 * time.Second, KeepaliveMode: mode})
+			c, peer, fc := kaClient(t, ConnOptions{PingInterval: 10 * time.Second, PingTimeout: 30 * time.Second, KeepaliveMode: mode})
 			fc.Advance(10 * time.Second)
 			payload := expectPing(t, peer)
 			fc.Advance(13 * time.Second) // past the interval, within the timeout
 			peer.writeFrame(wire.OpPong, payload)
 			eventually(t, "pong", func() bool { return c.Stats().PongsReceived == 1 })
+			// Fixed mode: the first ping went at T=8-10 (spread), the one
+			// due an interval later was skipped (one outstanding), so the
+			// next goes at T=28-30. Idle mode: an interval after the pong.
+			quiet, rest := 5*time.Second-time.Millisecond, 5*time.Second+time.Millisecond
 			if mode == KeepaliveIdle {
-				fc.Advance(10 * time.Second) // quiet for an interval after the pong
-			} else {
-				fc.Advance(0) // the timers due now fire
+				quiet, rest = 10*time.Second-time.Millisecond, time.Millisecond
 			}
+			fc.Advance(quiet)
+			if n := c.Stats().PingsSent; n != 1 {
+				t.Fatalf("pings sent before the next is due = %d, want 1", n)
+			}
+			fc.Advance(rest)
 			expectPing(t, peer)
 			if n := c.Stats().PingsSent; n != 2 {
 				t.Fatalf("pings sent = %d, want 2", n)

@@ -107,7 +107,10 @@ type KeepaliveMode int
 
 const (
 	// KeepaliveFixed sends a ping every PingInterval, measured from the last
-	// ping, as python-websockets does.
+	// ping, as python-websockets does. Only one keepalive ping is outstanding
+	// at a time: while one waits for its pong, the next is skipped, so a pong
+	// later than the interval is followed by a ping at the end of the
+	// interval it came in.
 	KeepaliveFixed KeepaliveMode = iota
 	// KeepaliveIdle sends a ping only after a PingInterval in which no frame
 	// arrived, as aiohttp's heartbeat does.
