@@ -176,7 +176,9 @@ type writev struct {
 var writevPool = sync.Pool{New: func() any { return new(writev) }}
 
 func (c *conn) writeRaw(h wire.Header, p []byte) error {
-	bp := bufpool.Get(writeBufSize)
+	// A buffer the frame's size, up to writeBufSize: a ping or a small
+	// message does not take (and, after a GC emptied the pool, clear) 16 KiB.
+	bp := bufpool.Get(min(writeBufSize, wire.MaxHeaderSize+len(p)))
 	defer bufpool.Put(bp)
 	buf := (*bp)[:cap(*bp)]
 	n := wire.PutHeader(buf, h)
