@@ -9,17 +9,34 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
+	"time"
 )
 
 // rawtcp is the limit: a goroutine per connection that answers the opening
 // handshake and then echoes each frame (unmasked, as a server must) with
 // one read buffer and one write per frame, nothing else: no message
-// assembly, no UTF-8 check, no keepalive, no registry. It serves /echo only.
-func init() { register("rawtcp", func(Options) (Server, error) { return rawTCP{}, nil }) }
+// assembly, no UTF-8 check, no registry. It serves /echo only.
+//
+// With Keepalive set it also pings, at the least cost Go allows: one
+// goroutine for the whole server writes a ping to each connection once per
+// interval, and the connection's own goroutine reads the pong and drops it.
+// No timer per connection, no round-trip time, no timeout: the floor under
+// any library's keepalive.
+func init() {
+	register("rawtcp", func(o Options) (Server, error) {
+		s := &rawTCP{}
+		if o.Keepalive > 0 {
+			s.pinger = &rawPinger{}
+			go s.pinger.run(o.Keepalive)
+		}
+		return s, nil
+	})
+}
 
-type rawTCP struct{}
+type rawTCP struct{ pinger *rawPinger }
 
-func (rawTCP) Serve(ln net.Listener) error {
+func (s *rawTCP) Serve(ln net.Listener) error {
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -33,8 +50,63 @@ func (rawTCP) Serve(ln net.Listener) error {
 			if rawHandshake(nc, br) != nil {
 				return
 			}
+			if s.pinger != nil {
+				s.pinger.add(nc)
+				defer s.pinger.remove(nc)
+			}
 			rawEcho(nc, br)
 		}()
+	}
+}
+
+// rawPinger pings every connection once per interval, spread evenly over it:
+// each of the interval's hundred slices pings the hundredth of the
+// connections whose turn it is.
+type rawPinger struct {
+	mu    sync.Mutex
+	conns []net.Conn
+	index map[net.Conn]int
+}
+
+const rawPingSlices = 100
+
+func (p *rawPinger) add(nc net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.index == nil {
+		p.index = map[net.Conn]int{}
+	}
+	p.index[nc] = len(p.conns)
+	p.conns = append(p.conns, nc)
+}
+
+func (p *rawPinger) remove(nc net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i, ok := p.index[nc]
+	if !ok {
+		return
+	}
+	last := len(p.conns) - 1
+	p.conns[i] = p.conns[last]
+	p.index[p.conns[i]] = i
+	p.conns = p.conns[:last]
+	delete(p.index, nc)
+}
+
+func (p *rawPinger) run(interval time.Duration) {
+	ping := []byte{0x89, 0} // FIN, ping, no payload
+	t := time.NewTicker(interval / rawPingSlices)
+	var due []net.Conn
+	for k := 0; ; k = (k + 1) % rawPingSlices {
+		<-t.C
+		p.mu.Lock()
+		n := len(p.conns)
+		due = append(due[:0], p.conns[k*n/rawPingSlices:(k+1)*n/rawPingSlices]...)
+		p.mu.Unlock()
+		for _, nc := range due {
+			nc.Write(ping)
+		}
 	}
 }
 
@@ -103,8 +175,11 @@ func rawEcho(nc net.Conn, br *bufio.Reader) {
 			rawMask(hdr[2+ext:6+ext], buf[out:])
 		}
 		op := hdr[0] & 0x0f
-		if op == 0x9 {
+		switch op {
+		case 0x9:
 			op = 0xA
+		case 0xA:
+			continue // a pong answers the keepalive: nothing to send
 		}
 		buf[0] = hdr[0]&0xf0 | op
 		buf[1] = hdr[1] & 0x7f

@@ -111,9 +111,11 @@ func scenarios(w windows) []scenario {
 		{id: "e-on", title: fmt.Sprintf("%s idle connections, keepalive on (20 s): server memory per connection", grouped(float64(w.memConns))), libs: goLibs, runs: w.memRuns,
 			note:    memNote + "Each library pings the way its docs show (see docs/bench.md): Tether's own keepalive; a goroutine with a ticker for gorilla and coder; a timer for gobwas and gws.",
 			metrics: memory, measure: memRun(w, w.memConns, 20*time.Second, false)},
-		{id: "f", title: "20,000 connections pinging every second: server CPU on keepalive", libs: goLibs, runs: w.scaleRuns,
+		{id: "f", title: "20,000 connections pinging every second: server CPU on keepalive", libs: slices.Concat(goLibs, []string{"rawtcp"}), runs: w.scaleRuns,
 			note: "The open-file limit (20,000 per process) splits the run: two server processes of 10,000 connections each (both on the server CPU), " +
-				"and `tether bench` splits its 20,000 over two client processes. CPU is both servers' over the window, in % of one core.",
+				"and `tether bench` splits its 20,000 over two client processes. CPU is both servers' over the window, in % of one core. " +
+				"Raw TCP is the floor: one goroutine writes every ping (no timer per connection, no round-trip time, no timeout) and each connection's goroutine reads its pong. " +
+				"On loopback a write also runs the receiving socket's kernel work on the sender's CPU, so a ping's write costs more here than on a network.",
 			metrics: []metric{
 				{key: "cpu_pct", label: "server CPU % of a core", lower: true, ratio: true, digits: 2},
 				{key: "pings_s", label: "pings/s answered"},
