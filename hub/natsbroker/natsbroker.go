@@ -117,8 +117,9 @@ type Broker struct {
 	created time.Time  // of the stream cons reads
 	setupMu sync.Mutex // serializes setup of the stream and consumer
 
-	roomMu sync.Mutex
-	rooms  map[string]*roomState // JetStream: the last position seen per room
+	roomMu    sync.Mutex
+	rooms     map[string]*roomState // JetStream: the last position seen per room
+	roomSwept time.Time             // when rooms was last swept for quiet rooms
 
 	presence *presence
 
@@ -142,7 +143,15 @@ type roomState struct {
 	// known is true once last is known: from a publish, a delivery or a
 	// lookup.
 	known bool
+
+	// Under Broker.roomMu: goroutines holding the state, and when it was
+	// last taken, so that rooms gone quiet can be forgotten.
+	users    int
+	lastUsed time.Time
 }
+
+// roomSweepEvery is how often at most room states are swept for quiet rooms.
+const roomSweepEvery = time.Minute
 
 // New returns a broker; it connects when the hub starts it.
 func New(opts Options) *Broker {
@@ -463,16 +472,50 @@ func (b *Broker) message(subject string, h nats.Header, data []byte) (hub.Messag
 	return m, true
 }
 
-// room returns the publishing state of room.
+// room returns the publishing state of room; the caller gives it back with
+// done. A room's state is forgotten once nobody holds it and the room has
+// been quiet for roomKeep, so a node that sees many short-lived rooms does
+// not keep them all: the next publish to a forgotten room looks its last
+// position up again.
 func (b *Broker) room(name string) *roomState {
+	now := time.Now()
 	b.roomMu.Lock()
 	defer b.roomMu.Unlock()
+	if now.Sub(b.roomSwept) >= roomSweepEvery {
+		b.roomSwept = now
+		keep := b.roomKeep()
+		for k, r := range b.rooms {
+			if r.users == 0 && now.Sub(r.lastUsed) > keep {
+				delete(b.rooms, k)
+			}
+		}
+	}
 	r := b.rooms[name]
 	if r == nil {
 		r = &roomState{}
 		b.rooms[name] = r
 	}
+	r.users++
+	r.lastUsed = now
 	return r
+}
+
+// done gives back a state taken with room.
+func (b *Broker) done(r *roomState) {
+	b.roomMu.Lock()
+	r.users--
+	b.roomMu.Unlock()
+}
+
+// roomKeep is how long a quiet room's state is kept: twice the history's
+// age (at least an hour), so that History can still tell a subscriber its
+// messages aged out (a gap) for as long as they could have been kept, and a
+// day when the age is unlimited.
+func (b *Broker) roomKeep() time.Duration {
+	if b.opts.HistoryAge <= 0 {
+		return 24 * time.Hour
+	}
+	return max(2*b.opts.HistoryAge, time.Hour)
 }
 
 // publishStream stores m in the stream, chained to the room's previous
@@ -485,6 +528,7 @@ func (b *Broker) publishStream(ctx context.Context, m hub.Message) (int, error) 
 	}
 	s := *sp
 	r := b.room(m.Room)
+	defer b.done(r)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	subject := b.Subject(m.Room)
@@ -572,12 +616,14 @@ func (b *Broker) onStream(jm jetstream.Msg) {
 		return
 	}
 	m.Seq = meta.Sequence.Stream
-	if r := b.room(m.Room); r.mu.TryLock() {
+	r := b.room(m.Room)
+	if r.mu.TryLock() {
 		if r.known && m.Seq > r.last {
 			r.last = m.Seq
 		}
 		r.mu.Unlock()
 	}
+	b.done(r)
 	b.received.Add(1)
 	b.h.Deliver(m)
 }
@@ -602,6 +648,7 @@ func (b *Broker) History(ctx context.Context, room string, since uint64) ([]hub.
 		r.mu.Lock()
 		seen := r.known && r.last > since
 		r.mu.Unlock()
+		b.done(r)
 		if seen {
 			if last, err = lastSeq(ctx, s, subject); err != nil {
 				return nil, nil, err
