@@ -73,7 +73,7 @@ func (o *ConnOptions) deflateConfig() (wire.DeflateConfig, bool) {
 // Our compressor uses context takeover only when we asked for it and the peer
 // did not forbid it; our decompressor keeps history whenever the peer may use
 // it.
-func newCompression(p wire.DeflateParams, role wire.Role, mode CompressionMode, maxBits int) *compression {
+func newCompression(p wire.DeflateParams, role wire.Role, mode CompressionMode, maxBits, level int) *compression {
 	sendBits, sendNoCtx := p.ServerMaxWindowBits, p.ServerNoContextTakeover
 	recvBits, recvNoCtx := p.ClientMaxWindowBits, p.ClientNoContextTakeover
 	if role == wire.Client {
@@ -91,7 +91,7 @@ func newCompression(p wire.DeflateParams, role wire.Role, mode CompressionMode, 
 	}
 	return &compression{
 		params: p,
-		comp:   deflate.NewCompressor(sendBits, mode == CompressionContextTakeover && !sendNoCtx),
+		comp:   deflate.NewCompressor(sendBits, level, mode == CompressionContextTakeover && !sendNoCtx),
 		decomp: deflate.NewDecompressor(recvBits, !recvNoCtx),
 	}
 }

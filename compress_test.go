@@ -234,3 +234,30 @@ func TestInflateBomb(t *testing.T) {
 		})
 	}
 }
+
+// TestCompressionLevelOption: ConnOptions.CompressionLevel reaches the
+// compressor (the fastest level by default), and messages at each level
+// come through.
+func TestCompressionLevelOption(t *testing.T) {
+	for _, tc := range []struct{ option, want int }{{0, 1}, {1, 1}, {6, 6}, {9, 9}, {42, 1}} {
+		a, b := net.Pipe()
+		p := wire.DeflateParams{ServerMaxWindowBits: 15, ClientMaxWindowBits: 15}
+		opts := ConnOptions{PingInterval: -1, CompressionThreshold: -1, CompressionLevel: tc.option, Registry: NoRegistry, Logger: discard}
+		ccfg, scfg := opts.config(), opts.config()
+		ccfg.deflate, scfg.deflate = &p, &p
+		cc := newConn(a, nil, wire.Client, ccfg, "", "ws://pipe")
+		sc := newConn(b, nil, wire.Server, scfg, "", "/")
+		if got := sc.deflate.comp.Level; got != tc.want {
+			t.Errorf("CompressionLevel %d: compressor at level %d, want %d", tc.option, got, tc.want)
+		}
+		msg := jsonish(rand.New(rand.NewPCG(5, 6)), 4096)
+		if err := sc.Write(context.Background(), Text, msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, got, err := cc.Read(context.Background()); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("level %d: %d bytes back, %v", tc.option, len(got), err)
+		}
+		cc.CloseNow()
+		sc.CloseNow()
+	}
+}

@@ -122,7 +122,7 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 	}
 	c.rules.Role = role
 	if cfg.deflate != nil {
-		c.deflate = newCompression(*cfg.deflate, role, cfg.compressMode, cfg.windowBits)
+		c.deflate = newCompression(*cfg.deflate, role, cfg.compressMode, cfg.windowBits, cfg.level)
 		c.rules.AllowRsv1 = true
 	}
 	c.wholeReads.Store(true) // as the README reads: see messageBuf

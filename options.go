@@ -68,6 +68,13 @@ type ConnOptions struct {
 	// CompressionThreshold is the size below which messages go out
 	// uncompressed. Default 128 bytes; negative compresses everything.
 	CompressionThreshold int
+	// CompressionLevel is the deflate effort, from 1 (fastest, the default)
+	// to 9 (smallest output); other values mean the default. Level 1 costs
+	// a fraction of the CPU of the higher levels for output a little larger.
+	// Levels apply with a 15-bit window (what browsers allow); a peer that
+	// asks for a smaller one gets a window-limited encoder of about level 5.
+	// Prepared messages are compressed at the default level.
+	CompressionLevel int
 	// Registry is where the connection is listed from open to close;
 	// nil means DefaultRegistry, NoRegistry keeps it out of every registry.
 	Registry *Registry
@@ -120,6 +127,7 @@ type config struct {
 	callSite     *site
 	compressMode CompressionMode
 	windowBits   int
+	level        int
 	deflate      *wire.DeflateParams // negotiated, nil without compression
 }
 
@@ -163,6 +171,7 @@ func (o *ConnOptions) config() config {
 		id:           o.ID,
 		compressMode: o.CompressionMode,
 		windowBits:   o.CompressionWindowBits,
+		level:        o.CompressionLevel,
 	}
 	if c.threshold == 0 {
 		c.threshold = DefaultCompressionThreshold

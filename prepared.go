@@ -47,7 +47,7 @@ func (pm *PreparedMessage) compressed(bits int) ([]byte, error) {
 	}
 	buf := bufpool.Get(len(pm.data)/2 + 64)
 	defer bufpool.Put(buf)
-	if err := deflate.CompressOnce(buf, pm.data, bits); err != nil {
+	if err := deflate.CompressOnce(buf, pm.data, bits, 0); err != nil {
 		return nil, err
 	}
 	f := append([]byte(nil), *buf...)

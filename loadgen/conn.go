@@ -187,7 +187,7 @@ func (c *wsConn) dataFrame(op wire.Opcode, p []byte) ([]byte, error) {
 	if c.flate != nil {
 		out := bufpool.Get(len(p)/2 + 64)
 		defer bufpool.Put(out)
-		if err := deflate.CompressOnce(out, p, c.flate.sendBits); err != nil {
+		if err := deflate.CompressOnce(out, p, c.flate.sendBits, 0); err != nil {
 			return nil, err
 		}
 		p, rsv = *out, wire.Rsv1

@@ -23,23 +23,51 @@ var tail = []byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
 // ErrTooBig is returned when a message inflates past its limit.
 var ErrTooBig = errors.New("deflate: message inflates past the limit")
 
-var writers [16]sync.Pool // by window bits 8-15
+// DefaultLevel is the compression level when none is given: the fastest.
+// It costs a fraction of the CPU of the higher levels for output a little
+// larger, which is the trade most servers want (gorilla and gws make it
+// too).
+const DefaultLevel = flate.BestSpeed
 
-func getWriter(bits int) *flate.Writer {
-	if w, ok := writers[bits].Get().(*flate.Writer); ok {
+var (
+	windowWriters [15]sync.Pool // window-limited writers, by window bits 8-14
+	levelWriters  [10]sync.Pool // 32 KiB-window writers, by level 1-9
+)
+
+// writerPool returns the pool of writers for a window of 2^bits at level.
+// Levels apply with the full window (15 bits); a smaller window takes
+// klauspost's window-limited encoder, whose effort is about level 5.
+func writerPool(bits, level int) *sync.Pool {
+	if bits < 15 {
+		return &windowWriters[bits]
+	}
+	return &levelWriters[level]
+}
+
+func getWriter(bits, level int) *flate.Writer {
+	if w, ok := writerPool(bits, level).Get().(*flate.Writer); ok {
 		return w
 	}
-	w, err := flate.NewWriterWindow(nil, 1<<bits)
+	var (
+		w   *flate.Writer
+		err error
+	)
+	if bits < 15 {
+		w, err = flate.NewWriterWindow(nil, 1<<bits)
+	} else {
+		w, err = flate.NewWriter(nil, level)
+	}
 	if err != nil {
-		panic(err) // bits are validated at negotiation: 8-15
+		panic(err) // bits (8-15) and level (1-9) are validated before
 	}
 	return w
 }
 
-func putWriter(bits int, w *flate.Writer) {
+func putWriter(bits, level int, w *flate.Writer) {
 	w.ResetDict(nil, nil) // drop references to the connection's window
-	writers[bits].Put(w)
+	writerPool(bits, level).Put(w)
 }
+
 
 var readers sync.Pool
 
@@ -79,14 +107,19 @@ func (w *window) add(p []byte) {
 // Compressor compresses one connection's outgoing messages.
 type Compressor struct {
 	Bits     int // window bits the peer allows, 8-15
+	Level    int // flate level, 1 (fastest) to 9 (smallest)
 	hist     window
 	takeover bool
 }
 
-// NewCompressor returns a compressor for a window of 2^bits bytes; with
-// takeover, messages may refer back into earlier ones.
-func NewCompressor(bits int, takeover bool) *Compressor {
-	c := &Compressor{Bits: bits, takeover: takeover}
+// NewCompressor returns a compressor for a window of 2^bits bytes at level
+// (1-9; any other value means DefaultLevel); with takeover, messages may
+// refer back into earlier ones.
+func NewCompressor(bits, level int, takeover bool) *Compressor {
+	if level < flate.BestSpeed || level > flate.BestCompression {
+		level = DefaultLevel
+	}
+	c := &Compressor{Bits: bits, Level: level, takeover: takeover}
 	if takeover {
 		c.hist.size = 1 << bits
 	}
@@ -102,7 +135,7 @@ type Stream struct {
 
 // Begin starts a message whose compressed bytes are appended to *out.
 func (c *Compressor) Begin(out *[]byte) *Stream {
-	w := getWriter(c.Bits)
+	w := getWriter(c.Bits, c.Level)
 	w.ResetDict(appendWriter{out}, c.hist.b)
 	return &Stream{c: c, w: w, out: out}
 }
@@ -117,7 +150,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 // to send. The stream must not be used afterwards.
 func (s *Stream) Finish() error {
 	err := s.w.Flush()
-	putWriter(s.c.Bits, s.w)
+	putWriter(s.c.Bits, s.c.Level, s.w)
 	s.w = nil
 	if err == nil && !bytes.HasSuffix(*s.out, tail[:4]) {
 		err = errors.New("deflate: flush produced no sync marker")
@@ -141,10 +174,10 @@ func (c *Compressor) Compress(out *[]byte, msg []byte) error {
 // the peer's.
 func (c *Compressor) Sent(msg []byte) { c.hist.add(msg) }
 
-// CompressOnce compresses msg with no history, in a form any peer that
-// allows a window of 2^bits or more can inflate.
-func CompressOnce(out *[]byte, msg []byte, bits int) error {
-	return NewCompressor(bits, false).Compress(out, msg)
+// CompressOnce compresses msg with no history at level (0: DefaultLevel),
+// in a form any peer that allows a window of 2^bits or more can inflate.
+func CompressOnce(out *[]byte, msg []byte, bits, level int) error {
+	return NewCompressor(bits, level, false).Compress(out, msg)
 }
 
 // Decompressor inflates one connection's incoming messages.
