@@ -68,7 +68,6 @@ func putWriter(bits, level int, w *flate.Writer) {
 	writerPool(bits, level).Put(w)
 }
 
-
 var readers sync.Pool
 
 // appendWriter collects compressed output into a pooled buffer.
