@@ -12,15 +12,17 @@ import (
 
 // compressionModes are the configurations docs/compression.md compares.
 var compressionModes = []struct {
-	name string
-	p    *wire.DeflateParams // nil: no compression
-	mode CompressionMode
+	name  string
+	p     *wire.DeflateParams // nil: no compression
+	mode  CompressionMode
+	level int
 }{
-	{"off", nil, CompressionDisabled},
-	{"no-context-takeover", &wire.DeflateParams{ServerNoContextTakeover: true, ClientNoContextTakeover: true}, CompressionNoContextTakeover},
-	{"takeover-15", &wire.DeflateParams{}, CompressionContextTakeover},
-	{"takeover-12", &wire.DeflateParams{ServerMaxWindowBits: 12, ClientMaxWindowBits: 12}, CompressionContextTakeover},
-	{"takeover-9", &wire.DeflateParams{ServerMaxWindowBits: 9, ClientMaxWindowBits: 9}, CompressionContextTakeover},
+	{"off", nil, CompressionDisabled, 0},
+	{"no-context-takeover", &wire.DeflateParams{ServerNoContextTakeover: true, ClientNoContextTakeover: true}, CompressionNoContextTakeover, 0},
+	{"no-context-takeover-level-9", &wire.DeflateParams{ServerNoContextTakeover: true, ClientNoContextTakeover: true}, CompressionNoContextTakeover, 9},
+	{"takeover-15", &wire.DeflateParams{}, CompressionContextTakeover, 0},
+	{"takeover-12", &wire.DeflateParams{ServerMaxWindowBits: 12, ClientMaxWindowBits: 12}, CompressionContextTakeover, 0},
+	{"takeover-9", &wire.DeflateParams{ServerMaxWindowBits: 9, ClientMaxWindowBits: 9}, CompressionContextTakeover, 0},
 }
 
 // BenchmarkCompression sends 1 KiB JSON-like messages from server to client
@@ -33,7 +35,7 @@ func BenchmarkCompression(b *testing.B) {
 	}
 	for _, m := range compressionModes {
 		b.Run(m.name, func(b *testing.B) {
-			cc, sc := tcpPair(b, ConnOptions{CompressionMode: m.mode}, m.p)
+			cc, sc := tcpPair(b, ConnOptions{CompressionMode: m.mode, CompressionLevel: m.level}, m.p)
 			ctx := context.Background()
 			counter := &countingConn{Conn: sc.nc}
 			sc.nc = counter
@@ -81,7 +83,7 @@ func TestIdleCompressedHeap(t *testing.T) {
 		runtime.ReadMemStats(&before)
 		pairs := make([][2]*Conn, n)
 		for i := range pairs {
-			cc, sc := tcpPair(t, ConnOptions{CompressionMode: m.mode}, m.p)
+			cc, sc := tcpPair(t, ConnOptions{CompressionMode: m.mode, CompressionLevel: m.level}, m.p)
 			for range 3 {
 				sc.Write(context.Background(), Text, jsonish(r, 2048))
 				cc.Read(context.Background())
