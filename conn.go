@@ -32,6 +32,7 @@ type conn struct {
 	role        wire.Role
 	nc          net.Conn
 	br          *connReader
+	sw          *sockWriter // nil but on TCP and Unix sockets
 	cfg         connConfig
 	log         *slog.Logger
 	subprotocol string
@@ -106,11 +107,13 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 	if id == "" {
 		id = uuid.Must(uuid.NewV7()).String()
 	}
+	cr := newConnReader(nc, br)
 	c := &conn{
 		id:          id,
 		role:        role,
 		nc:          nc,
-		br:          newConnReader(nc, br),
+		br:          cr,
+		sw:          newSockWriter(nc, cr.rc),
 		cfg:         cfg.connConfig,
 		subprotocol: subprotocol,
 		path:        path,

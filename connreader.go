@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"syscall"
 
 	"github.com/tetherws/tether/internal/bufpool"
@@ -23,24 +24,23 @@ const readBufSize = 4096
 // descriptor (TLS, pipes) keep one buffer for their lifetime.
 type connReader struct {
 	nc   net.Conn
-	rc   syscall.RawConn
+	rc   syscall.RawConn // nil but on TCP and Unix sockets (see sysio.go)
 	buf  *[]byte
 	r, w int
 
-	// readFn is b.readIdle bound once, so waiting allocates nothing; it
-	// leaves its results in n and rerr.
-	readFn func(fd uintptr) bool
-	n      int
-	rerr   error
+	// readFn and intoFn are b.readIdle and b.readInto bound once, so
+	// reading allocates nothing; they leave their results in n and rerr.
+	readFn, intoFn func(fd uintptr) bool
+	dst            []byte // readInto's destination
+	n              int
+	rerr           syscall.Errno
 }
 
 func newConnReader(nc net.Conn, early *bufio.Reader) *connReader {
 	b := &connReader{nc: nc}
-	if sc, ok := nc.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			b.rc = rc
-			b.readFn = b.readIdle
-		}
+	if rc, ok := rawSocket(nc); ok {
+		b.rc = rc
+		b.readFn, b.intoFn = b.readIdle, b.readInto
 	}
 	if early != nil && early.Buffered() > 0 {
 		// Bytes read past the handshake (a client that sent a frame at once).
@@ -76,7 +76,7 @@ func (b *connReader) fill() error {
 		n := copy(*b.buf, (*b.buf)[b.r:b.w])
 		b.r, b.w = 0, n
 	}
-	n, err := b.nc.Read((*b.buf)[b.w:])
+	n, err := b.sockRead((*b.buf)[b.w:])
 	b.w += n
 	if n > 0 {
 		return nil
@@ -90,14 +90,14 @@ func (b *connReader) fill() error {
 // fillIdle waits for the socket to become readable without holding a
 // buffer, then reads into a borrowed one.
 func (b *connReader) fillIdle() error {
-	b.n, b.rerr = 0, nil
+	b.n, b.rerr = 0, 0
 	if err := b.rc.Read(b.readFn); err != nil {
 		b.dropEmpty()
-		return err
+		return sockErr("read", b.nc, err)
 	}
-	if b.rerr != nil {
+	if b.rerr != 0 {
 		b.dropEmpty()
-		return &net.OpError{Op: "read", Net: "tcp", Source: b.nc.LocalAddr(), Addr: b.nc.RemoteAddr(), Err: b.rerr}
+		return sockErr("read", b.nc, os.NewSyscallError("read", b.rerr))
 	}
 	if b.n <= 0 {
 		b.dropEmpty()
@@ -112,12 +112,7 @@ func (b *connReader) fillIdle() error {
 func (b *connReader) readIdle(fd uintptr) bool {
 	bp := bufpool.Get(readBufSize)
 	p := (*bp)[:cap(*bp)]
-	for {
-		b.n, b.rerr = syscall.Read(int(fd), p)
-		if b.rerr != syscall.EINTR {
-			break
-		}
-	}
+	b.n, b.rerr = sysRead(fd, p)
 	if b.rerr == syscall.EAGAIN {
 		bufpool.Put(bp)
 		return false
@@ -125,6 +120,34 @@ func (b *connReader) readIdle(fd uintptr) bool {
 	b.buf = bp
 	*b.buf = p
 	return true
+}
+
+// readInto is RawConn.Read's callback for sockRead.
+func (b *connReader) readInto(fd uintptr) bool {
+	n, e := sysRead(fd, b.dst)
+	if e == syscall.EAGAIN {
+		return false
+	}
+	b.n, b.rerr = n, e
+	return true
+}
+
+// sockRead reads into p as net.Conn.Read does: at least one byte, io.EOF at
+// the end, the read deadline honored.
+func (b *connReader) sockRead(p []byte) (int, error) {
+	if b.rc == nil || len(p) == 0 {
+		return b.nc.Read(p)
+	}
+	b.dst, b.n, b.rerr = p, 0, 0
+	err := b.rc.Read(b.intoFn)
+	b.dst = nil
+	if err == nil && b.rerr != 0 {
+		err = os.NewSyscallError("read", b.rerr)
+	}
+	if err == nil && b.n == 0 {
+		err = io.EOF
+	}
+	return b.n, sockErr("read", b.nc, err)
 }
 
 func (b *connReader) dropEmpty() {
@@ -161,7 +184,7 @@ func (b *connReader) Read(p []byte) (int, error) {
 	}
 	if b.buffered() == 0 {
 		if len(p) >= readBufSize {
-			return b.nc.Read(p)
+			return b.sockRead(p)
 		}
 		if err := b.fill(); err != nil {
 			return 0, err

@@ -175,6 +175,18 @@ type writev struct {
 
 var writevPool = sync.Pool{New: func() any { return new(writev) }}
 
+// sockWrite writes p whole to the connection: on a TCP or Unix socket with
+// raw system calls (see sysio.go), otherwise with net.Conn.Write. A
+// connection whose net.Conn was replaced (tests count bytes that way) goes
+// through the replacement.
+func (c *conn) sockWrite(p []byte) error {
+	if w := c.sw; w != nil && w.nc == c.nc {
+		return w.Write(p)
+	}
+	_, err := c.nc.Write(p)
+	return err
+}
+
 func (c *conn) writeRaw(h wire.Header, p []byte) error {
 	// A buffer the frame's size, up to writeBufSize: a ping or a small
 	// message does not take (and, after a GC emptied the pool, clear) 16 KiB.
@@ -200,7 +212,7 @@ func (c *conn) writeRaw(h wire.Header, p []byte) error {
 		if h.Masked {
 			pos = wire.Mask(h.Key, pos, buf[n:n+m])
 		}
-		if _, err := c.nc.Write(buf[:n+m]); err != nil {
+		if err := c.sockWrite(buf[:n+m]); err != nil {
 			return err
 		}
 		p = p[m:]
