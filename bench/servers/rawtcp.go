@@ -10,13 +10,16 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
+	"unsafe"
 )
 
 // rawtcp is the limit: a goroutine per connection that answers the opening
 // handshake and then echoes each frame (unmasked, as a server must) with
 // one read buffer and one write per frame, nothing else: no message
-// assembly, no UTF-8 check, no registry. It serves /echo only.
+// assembly, no UTF-8 check, no registry. Its socket I/O is Tether's (raw
+// system calls, see sock). It serves /echo only.
 //
 // With Keepalive set it also pings, at the least cost Go allows: one
 // goroutine for the whole server writes a ping to each connection once per
@@ -46,6 +49,9 @@ func (s *rawTCP) Serve(ln net.Listener) error {
 			Conns.Add(1)
 			defer Conns.Add(-1)
 			defer nc.Close()
+			if sk, ok := newSock(nc); ok {
+				nc = sk
+			}
 			br := bufio.NewReaderSize(nc, 4096)
 			if rawHandshake(nc, br) != nil {
 				return
@@ -57,6 +63,100 @@ func (s *rawTCP) Serve(ln net.Listener) error {
 			rawEcho(nc, br)
 		}()
 	}
+}
+
+// sock is a TCP connection whose reads and writes make their system calls
+// directly (syscall.RawSyscall, in RawConn's callbacks, which wait on the
+// runtime's poller), as Tether's do: the socket is non-blocking, so the
+// calls need no scheduler bookkeeping, and the limit is not held back by it.
+type sock struct {
+	net.Conn
+	rc              syscall.RawConn
+	readFn, writeFn func(fd uintptr) bool // bound once: no allocation per call
+	rp              []byte
+	rn              int
+	rerr            syscall.Errno
+	wmu             sync.Mutex // the pinger writes too
+	wp              []byte
+	werr            syscall.Errno
+}
+
+func newSock(nc net.Conn) (*sock, bool) {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return nil, false
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil, false
+	}
+	s := &sock{Conn: nc, rc: rc}
+	s.readFn, s.writeFn = s.read, s.write
+	return s, true
+}
+
+func (s *sock) read(fd uintptr) bool {
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&s.rp[0])), uintptr(len(s.rp)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		case 0:
+			s.rn = int(n)
+		}
+		s.rerr = e
+		return true
+	}
+}
+
+func (s *sock) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	s.rp, s.rn, s.rerr = p, 0, 0
+	err := s.rc.Read(s.readFn)
+	s.rp = nil
+	switch {
+	case err != nil:
+		return 0, err
+	case s.rerr != 0:
+		return 0, s.rerr
+	case s.rn == 0:
+		return 0, io.EOF
+	}
+	return s.rn, nil
+}
+
+func (s *sock) write(fd uintptr) bool {
+	for len(s.wp) > 0 {
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&s.wp[0])), uintptr(len(s.wp)))
+		switch e {
+		case 0:
+			s.wp = s.wp[n:]
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			s.werr = e
+			return true
+		}
+	}
+	return true
+}
+
+func (s *sock) Write(p []byte) (int, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.wp, s.werr = p, 0
+	err := s.rc.Write(s.writeFn)
+	n := len(p) - len(s.wp)
+	s.wp = nil
+	if err == nil && s.werr != 0 {
+		err = s.werr
+	}
+	return n, err
 }
 
 // rawPinger pings every connection once per interval, spread evenly over it:
