@@ -66,17 +66,31 @@ func (c *conn) arm(d time.Duration) {
 	}
 }
 
-// keepaliveFire runs when the timer falls due. With a ping outstanding it
-// either expires it or waits on; otherwise it sends the next ping when one is
-// due (one interval after the last in fixed mode, one interval of silence in
-// idle mode) or re-arms for then.
+// keepaliveFire runs when the timer falls due, on a goroutine the runtime
+// starts for it, with the smallest stack. It decides in keepaliveStep and
+// sends from here, so that the deciding's frames are gone before the write's
+// begin: the whole path then fits the new goroutine's stack, which growing
+// (a copy, and a free when the goroutine ends) cost more than the rest of
+// the ping's user-space work.
 func (c *conn) keepaliveFire() {
+	if p := c.keepaliveStep(); p != nil {
+		c.sendKeepalivePing(p)
+	}
+}
+
+// keepaliveStep is the keepalive's decision. With a ping outstanding it
+// either expires it or waits on; otherwise it returns the next ping to send
+// when one is due (one interval after the last in fixed mode, one interval
+// of silence in idle mode) or re-arms for then.
+//
+//go:noinline
+func (c *conn) keepaliveStep() *pendingPing {
 	iv, to := c.cfg.pingInterval, c.cfg.pingTimeout
 	c.ka.mu.Lock()
 	now := c.cfg.clock.Now()
 	if c.ka.stopped || now.Before(c.ka.due) {
 		c.ka.mu.Unlock() // stopped, or a stale fire of a timer re-armed since
-		return
+		return nil
 	}
 	if p := c.ka.waiting; p != nil {
 		if deadline := p.sent.Add(to); now.Before(deadline) {
@@ -85,13 +99,13 @@ func (c *conn) keepaliveFire() {
 			// ping due.
 			c.arm(min(iv, deadline.Sub(now)))
 			c.ka.mu.Unlock()
-			return
+			return nil
 		}
 		c.ka.waiting = nil
 		c.ka.stopped = true
 		c.ka.mu.Unlock()
 		c.keepaliveExpired()
-		return
+		return nil
 	}
 	next := c.ka.lastPing.Add(iv)
 	if c.cfg.mode == KeepaliveIdle {
@@ -100,7 +114,7 @@ func (c *conn) keepaliveFire() {
 	if now.Before(next) && (c.cfg.mode == KeepaliveIdle || !c.ka.lastPing.IsZero()) {
 		c.arm(next.Sub(now))
 		c.ka.mu.Unlock()
-		return
+		return nil
 	}
 	p := c.newPing(true)
 	c.ka.lastPing = p.sent
@@ -116,8 +130,13 @@ func (c *conn) keepaliveFire() {
 		c.log.Debug("sent keepalive ping", "interval", iv)
 	}
 	c.publish(Event{Kind: EventPing, Time: p.sent})
-	// No deadline here: if the write blocks on a dead peer, the ping timeout
-	// fails the connection and closing it unblocks the write.
+	return p
+}
+
+// sendKeepalivePing writes keepalive ping p. No deadline: if the write
+// blocks on a dead peer, the ping timeout fails the connection and closing
+// it unblocks the write.
+func (c *conn) sendKeepalivePing(p *pendingPing) {
 	if c.writeControl(context.Background(), wire.OpPing, p.payload[:]) == nil {
 		c.pingWritten(p)
 	}

@@ -131,27 +131,47 @@ func (c *conn) writeFrame(ctx context.Context, h wire.Header, p []byte) error {
 	c.bindWrite(ctx)
 	defer c.endWrite()
 	if err := ctx.Err(); err != nil {
-		if h.Opcode != wire.OpContinuation {
-			return err
-		}
-		c.writeFailed(fmt.Errorf("%w (message cut short)", err))
-		return c.err
+		return c.frameNotStarted(h, err)
 	}
 	if c.role == wire.Client {
 		h.Masked = true
 		k := rand.Uint32() // runtime ChaCha8, seeded by the OS
 		h.Key = [4]byte{byte(k), byte(k >> 8), byte(k >> 16), byte(k >> 24)}
 	}
-	c.logFrame(">", h, p)
-	err := c.writeRaw(h, p)
-	if err != nil {
-		if ctxErr := writeCtxErr(ctx, err); ctxErr != nil {
-			err = fmt.Errorf("%w (write interrupted: %w)", ctxErr, err)
-		}
-		c.writeFailed(err)
-		return c.err
+	if c.cfg.logFrames {
+		c.logFrame(">", h, p)
+	}
+	if err := c.writeRaw(h, p); err != nil {
+		return c.frameFailed(ctx, err)
 	}
 	return nil
+}
+
+// The cold ends of writeFrame live apart, to keep its frame small: a
+// keepalive ping is written from a goroutine the runtime starts with the
+// smallest stack, and the whole write path must fit it (see keepaliveFire).
+
+// frameNotStarted is a frame whose context was done before it started: the
+// error is ctx's, and the connection ends if the frame continued a message.
+//
+//go:noinline
+func (c *conn) frameNotStarted(h wire.Header, err error) error {
+	if h.Opcode != wire.OpContinuation {
+		return err
+	}
+	c.writeFailed(fmt.Errorf("%w (message cut short)", err))
+	return c.err
+}
+
+// frameFailed ends the connection after a failed write, naming ctx's part.
+//
+//go:noinline
+func (c *conn) frameFailed(ctx context.Context, err error) error {
+	if ctxErr := writeCtxErr(ctx, err); ctxErr != nil {
+		err = fmt.Errorf("%w (write interrupted: %w)", ctxErr, err)
+	}
+	c.writeFailed(err)
+	return c.err
 }
 
 // writeCtxErr returns ctx's part in a failed write: its error, or
@@ -195,16 +215,7 @@ func (c *conn) writeRaw(h wire.Header, p []byte) error {
 	buf := (*bp)[:cap(*bp)]
 	n := wire.PutHeader(buf, h)
 	if !h.Masked && len(p) > len(buf)-n {
-		// Header and payload in one writev, the payload not copied. The
-		// vector is pooled, so this allocates nothing and a connection
-		// keeps none between frames.
-		v := writevPool.Get().(*writev)
-		v.iov = [2][]byte{buf[:n], p}
-		v.wv = v.iov[:]
-		_, err := v.wv.WriteTo(c.nc)
-		v.iov, v.wv = [2][]byte{}, nil // keep no reference to p
-		writevPool.Put(v)
-		return err
+		return c.writeLarge(buf[:n], p)
 	}
 	pos := 0
 	for {
@@ -221,6 +232,21 @@ func (c *conn) writeRaw(h wire.Header, p []byte) error {
 		}
 		n = 0
 	}
+}
+
+// writeLarge writes a header and a large payload in one writev, the payload
+// not copied. The vector is pooled, so this allocates nothing and a
+// connection keeps none between frames.
+//
+//go:noinline
+func (c *conn) writeLarge(hdr, p []byte) error {
+	v := writevPool.Get().(*writev)
+	v.iov = [2][]byte{hdr, p}
+	v.wv = v.iov[:]
+	_, err := v.wv.WriteTo(c.nc)
+	v.iov, v.wv = [2][]byte{}, nil // keep no reference to p
+	writevPool.Put(v)
+	return err
 }
 
 // writeControl writes a control frame, waiting for the frame lock.
