@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 )
 
@@ -19,12 +20,32 @@ type site struct {
 }
 
 // captureSite records the callers of Dial or Accept (skip=3 leaves out
-// runtime.Callers, captureSite and the exported function).
+// runtime.Callers, captureSite and the exported function). Connections
+// opened from the same place share one site: a server's connections all
+// come from one handler, so each holds a pointer rather than 80 bytes.
 func captureSite() *site {
-	s := &site{}
-	s.n = runtime.Callers(3, s.pcs[:])
+	var key [8]uintptr
+	n := runtime.Callers(3, key[:])
+	sitesMu.Lock()
+	defer sitesMu.Unlock()
+	if s := sites[key]; s != nil {
+		return s
+	}
+	s := &site{pcs: key, n: n}
+	if len(sites) < maxSites {
+		sites[key] = s
+	}
 	return s
 }
+
+// sites interns captured call sites; past maxSites distinct ones (a program
+// dialling from generated code, say) new ones are no longer kept.
+var (
+	sitesMu sync.Mutex
+	sites   = map[[8]uintptr]*site{}
+)
+
+const maxSites = 4096
 
 // String returns file:line of the first caller outside Tether's library
 // code; test files of the module count as callers.

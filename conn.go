@@ -32,7 +32,6 @@ type conn struct {
 	role        wire.Role
 	nc          net.Conn
 	br          *connReader
-	sw          *sockWriter // nil but on TCP and Unix sockets
 	cfg         connConfig
 	log         *slog.Logger
 	subprotocol string
@@ -107,13 +106,11 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 	if id == "" {
 		id = uuid.Must(uuid.NewV7()).String()
 	}
-	cr := newConnReader(nc, br)
 	c := &conn{
 		id:          id,
 		role:        role,
 		nc:          nc,
-		br:          cr,
-		sw:          newSockWriter(nc, cr.rc),
+		br:          newConnReader(nc, br),
 		cfg:         cfg.connConfig,
 		subprotocol: subprotocol,
 		path:        path,

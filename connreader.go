@@ -28,19 +28,20 @@ type connReader struct {
 	buf  *[]byte
 	r, w int
 
-	// readFn and intoFn are b.readIdle and b.readInto bound once, so
-	// reading allocates nothing; they leave their results in n and rerr.
-	readFn, intoFn func(fd uintptr) bool
-	dst            []byte // readInto's destination
-	n              int
-	rerr           syscall.Errno
+	// readFn is b.read bound once, so reading allocates nothing: it reads
+	// into dst, or into a borrowed buffer when dst is nil, and leaves its
+	// results in n and rerr.
+	readFn func(fd uintptr) bool
+	dst    []byte
+	n      int
+	rerr   syscall.Errno
 }
 
 func newConnReader(nc net.Conn, early *bufio.Reader) *connReader {
 	b := &connReader{nc: nc}
 	if rc, ok := rawSocket(nc); ok {
 		b.rc = rc
-		b.readFn, b.intoFn = b.readIdle, b.readInto
+		b.readFn = b.read
 	}
 	if early != nil && early.Buffered() > 0 {
 		// Bytes read past the handshake (a client that sent a frame at once).
@@ -107,9 +108,17 @@ func (b *connReader) fillIdle() error {
 	return nil
 }
 
-// readIdle is RawConn.Read's callback: it reads into a borrowed buffer, or
-// returns false to park until the socket is readable.
-func (b *connReader) readIdle(fd uintptr) bool {
+// read is RawConn.Read's callback: it reads into dst, or with dst nil into
+// a borrowed buffer, or returns false to park until the socket is readable.
+func (b *connReader) read(fd uintptr) bool {
+	if b.dst != nil {
+		n, e := sysRead(fd, b.dst)
+		if e == syscall.EAGAIN {
+			return false
+		}
+		b.n, b.rerr = n, e
+		return true
+	}
 	bp := bufpool.Get(readBufSize)
 	p := (*bp)[:cap(*bp)]
 	b.n, b.rerr = sysRead(fd, p)
@@ -122,16 +131,6 @@ func (b *connReader) readIdle(fd uintptr) bool {
 	return true
 }
 
-// readInto is RawConn.Read's callback for sockRead.
-func (b *connReader) readInto(fd uintptr) bool {
-	n, e := sysRead(fd, b.dst)
-	if e == syscall.EAGAIN {
-		return false
-	}
-	b.n, b.rerr = n, e
-	return true
-}
-
 // sockRead reads into p as net.Conn.Read does: at least one byte, io.EOF at
 // the end, the read deadline honored.
 func (b *connReader) sockRead(p []byte) (int, error) {
@@ -139,7 +138,7 @@ func (b *connReader) sockRead(p []byte) (int, error) {
 		return b.nc.Read(p)
 	}
 	b.dst, b.n, b.rerr = p, 0, 0
-	err := b.rc.Read(b.intoFn)
+	err := b.rc.Read(b.readFn)
 	b.dst = nil
 	if err == nil && b.rerr != 0 {
 		err = os.NewSyscallError("read", b.rerr)

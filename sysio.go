@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -53,30 +54,24 @@ func sysRead(fd uintptr, p []byte) (int, syscall.Errno) {
 	}
 }
 
-// sockWriter writes a connection's frames with raw write(2) calls; fn is
-// write bound once, so writing allocates nothing.
-type sockWriter struct {
-	nc  net.Conn
-	rc  syscall.RawConn
-	fn  func(fd uintptr) bool
+// rawWrite is one write's state for RawConn.Write's callback. The states
+// are pooled, not kept per connection: a write holds one only while it
+// lasts, so an idle connection holds none.
+type rawWrite struct {
 	p   []byte // what is left to write
 	err syscall.Errno
+	fn  func(fd uintptr) bool // write, bound once
 }
 
-// newSockWriter returns a writer for nc, whose RawConn (from rawSocket) is
-// rc; nil when rc is.
-func newSockWriter(nc net.Conn, rc syscall.RawConn) *sockWriter {
-	if rc == nil {
-		return nil
-	}
-	w := &sockWriter{nc: nc, rc: rc}
+var rawWrites = sync.Pool{New: func() any {
+	w := new(rawWrite)
 	w.fn = w.write
 	return w
-}
+}}
 
 // write is RawConn.Write's callback: it writes what it can and returns
 // false to wait until the socket is writable again.
-func (w *sockWriter) write(fd uintptr) bool {
+func (w *rawWrite) write(fd uintptr) bool {
 	for len(w.p) > 0 {
 		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&w.p[0])), uintptr(len(w.p)))
 		switch e {
@@ -93,16 +88,18 @@ func (w *sockWriter) write(fd uintptr) bool {
 	return true
 }
 
-// Write writes p whole, as net.Conn.Write does (its deadline included), and
-// fails the way it does.
-func (w *sockWriter) Write(p []byte) error {
+// sockWrite writes p whole to nc, whose RawConn (from rawSocket) is rc, as
+// nc.Write does (its deadline included), and fails the way it does.
+func sockWrite(nc net.Conn, rc syscall.RawConn, p []byte) error {
+	w := rawWrites.Get().(*rawWrite)
 	w.p, w.err = p, 0
-	err := w.rc.Write(w.fn)
-	w.p = nil
+	err := rc.Write(w.fn)
 	if err == nil && w.err != 0 {
 		err = os.NewSyscallError("write", w.err)
 	}
-	return sockErr("write", w.nc, err)
+	w.p = nil
+	rawWrites.Put(w)
+	return sockErr("write", nc, err)
 }
 
 // sockErr makes err what net.Conn would have returned for op: a

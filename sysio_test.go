@@ -73,7 +73,6 @@ func TestRawSocketKinds(t *testing.T) {
 func TestSockWriteBlocks(t *testing.T) {
 	a, b := socketPair(t)
 	rc, _ := rawSocket(a)
-	w := newSockWriter(a, rc)
 	msg := make([]byte, 8<<20)
 	for i := range msg {
 		msg[i] = byte(i * 7)
@@ -92,7 +91,7 @@ func TestSockWriteBlocks(t *testing.T) {
 		}
 		got <- buf.Bytes()
 	}()
-	if err := w.Write(msg); err != nil {
+	if err := sockWrite(a, rc, msg); err != nil {
 		t.Fatal(err)
 	}
 	if g := <-got; !bytes.Equal(g, msg) {
@@ -124,10 +123,9 @@ func TestSockErrors(t *testing.T) {
 	}
 
 	rc, _ := rawSocket(a)
-	w := newSockWriter(a, rc)
 	deadline := time.Now().Add(5 * time.Second)
 	for err = nil; err == nil && time.Now().Before(deadline); {
-		err = w.Write(make([]byte, 64<<10)) // the peer is gone: EPIPE or ECONNRESET soon
+		err = sockWrite(a, rc, make([]byte, 64<<10)) // the peer is gone: EPIPE or ECONNRESET soon
 	}
 	if !errors.As(err, &oe) || oe.Op != "write" {
 		t.Fatalf("write to a closed peer: %v, want a write OpError", err)
@@ -137,7 +135,7 @@ func TestSockErrors(t *testing.T) {
 		t.Errorf("write to a closed peer: %v, want the system call's error inside", err)
 	}
 	a.Close()
-	if err := w.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+	if err := sockWrite(a, rc, []byte("x")); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("write on a closed connection: %v, want net.ErrClosed", err)
 	}
 	if _, err := r.sockRead(buf); !errors.Is(err, net.ErrClosed) {

@@ -200,8 +200,8 @@ var writevPool = sync.Pool{New: func() any { return new(writev) }}
 // connection whose net.Conn was replaced (tests count bytes that way) goes
 // through the replacement.
 func (c *conn) sockWrite(p []byte) error {
-	if w := c.sw; w != nil && w.nc == c.nc {
-		return w.Write(p)
+	if rc := c.br.rc; rc != nil && c.br.nc == c.nc {
+		return sockWrite(c.nc, rc, p)
 	}
 	_, err := c.nc.Write(p)
 	return err
