@@ -3,7 +3,6 @@ package tether
 import (
 	"context"
 	"io"
-	"net"
 	"strconv"
 	"testing"
 
@@ -15,21 +14,7 @@ import (
 // none).
 func tcpPair(tb testing.TB, opts ConnOptions, p *wire.DeflateParams) (*Conn, *Conn) {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		nc, _ := ln.Accept()
-		accepted <- nc
-	}()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	b := <-accepted
+	a, b := socketPair(tb)
 	opts.PingInterval, opts.Registry, opts.Logger = -1, NoRegistry, discard
 	ccfg, scfg := opts.config(), opts.config()
 	ccfg.deflate, scfg.deflate = p, p

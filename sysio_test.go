@@ -11,12 +11,13 @@ import (
 	"time"
 )
 
-// socketPair returns the two ends of a loopback TCP connection.
-func socketPair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
+// socketPair returns the two ends of a loopback TCP connection, closed
+// when the test ends.
+func socketPair(tb testing.TB) (net.Conn, net.Conn) {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer ln.Close()
 	accepted := make(chan net.Conn, 1)
@@ -26,10 +27,10 @@ func socketPair(t *testing.T) (net.Conn, net.Conn) {
 	}()
 	a, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	b := <-accepted
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		a.Close()
 		b.Close()
 	})
