@@ -343,7 +343,8 @@ func TestDialHandshakeError(t *testing.T) {
 	}
 }
 
-// fakeServer answers every handshake with a hand-written response, then
+// fakeServer answers one request (a handshake, or a proxy's CONNECT) with a
+// hand-written response, then
 // waits for the client to close the connection and reports that it did.
 func fakeServer(t *testing.T, respond func(key string) string) (addr string, closed <-chan struct{}) {
 	t.Helper()
@@ -1152,32 +1153,11 @@ func TestDialRedirect(t *testing.T) {
 // not be lost.
 func TestDialProxyEarlyBytes(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		nc, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer nc.Close()
-		nc.SetDeadline(time.Now().Add(10 * time.Second))
-		br := bufio.NewReader(nc)
-		if _, err := http.ReadRequest(br); err != nil {
-			return
-		}
-		io.WriteString(nc, "HTTP/1.1 200 Connection established\r\n\r\n"+
-			"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope")
-		io.Copy(io.Discard, br) // until the client closes
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
+	addr, _ := fakeServer(t, func(string) string {
+		return "HTTP/1.1 200 Connection established\r\n\r\n" +
+			"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope"
 	})
-	proxy := &url.URL{Scheme: "http", Host: ln.Addr().String()}
+	proxy := &url.URL{Scheme: "http", Host: addr}
 	c, resp, err := Dial(dialCtx(t), "ws://127.0.0.1:1/", &DialOptions{
 		Proxy:            http.ProxyURL(proxy),
 		HandshakeTimeout: 5 * time.Second,
