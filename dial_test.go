@@ -344,8 +344,8 @@ func TestDialHandshakeError(t *testing.T) {
 }
 
 // fakeServer answers one request (a handshake, or a proxy's CONNECT) with a
-// hand-written response, then
-// waits for the client to close the connection and reports that it did.
+// hand-written response, then waits for the client to close the connection
+// and reports that it did.
 func fakeServer(t *testing.T, respond func(key string) string) (addr string, closed <-chan struct{}) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
