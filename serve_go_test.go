@@ -3,7 +3,6 @@ package tether
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"runtime"
 	"testing"
@@ -67,56 +66,6 @@ func TestGoReadConflict(t *testing.T) {
 	streamTrip(t, cc, cc, []byte("hello"), buf) // still serving after the refusals
 	cc.Close(StatusNormal, "")
 	<-errc
-}
-
-// TestGoHandleError: an error from handle closes the connection with 1011
-// and a fixed reason, or a *CloseError's code and reason; done gets handle's
-// error once the handshake is over, and handle is not called again.
-func TestGoHandleError(t *testing.T) {
-	boom := errors.New("secret detail")
-	for _, tc := range []struct {
-		err    error
-		code   StatusCode
-		reason string
-	}{
-		{boom, StatusInternalError, "internal error"},
-		{fmt.Errorf("wrapped: %w", &CloseError{Code: StatusPolicyViolation, Reason: "no"}), StatusPolicyViolation, "no"},
-		{&CloseError{Code: 4000, Reason: "app"}, 4000, "app"},
-		{&CloseError{Code: StatusAbnormal}, StatusInternalError, "internal error"}, // 1006 may not be sent
-	} {
-		t.Run(tc.err.Error(), func(t *testing.T) {
-			c, nc := pipeConn(t, wire.Client, ConnOptions{PingInterval: -1, Registry: NoRegistry, Logger: discard})
-			peer := newRawPeer(t, nc)
-			calls := 0
-			errc := goAsync(t, c, func(MessageType, []byte) error {
-				calls++
-				return tc.err
-			})
-			peer.writeFrame(wire.OpText, []byte("first"))
-			h, p := peer.readFrame()
-			code, reason, _ := wire.ParseClose(p)
-			if h.Opcode != wire.OpClose || StatusCode(code) != tc.code || reason != tc.reason {
-				t.Fatalf("peer got %v %d %q, want CLOSE %d %q", h.Opcode, code, reason, tc.code, tc.reason)
-			}
-			peer.writeFrame(wire.OpText, []byte("discarded while closing"))
-			select {
-			case err := <-errc:
-				t.Fatalf("done called (%v) before the handshake ended", err)
-			default:
-			}
-			peer.writeFrame(wire.OpClose, wire.AppendClose(nil, code, ""))
-			nc.Close()
-			if err := <-errc; err != tc.err {
-				t.Fatalf("done got %v, want handle's error", err)
-			}
-			if calls != 1 {
-				t.Fatalf("handle called %d times, want 1", calls)
-			}
-			if ce := c.Err().(*CloseError); ce.Code != tc.code || ce.Rcvd == nil {
-				t.Fatalf("connection ended with %v, want a completed handshake with %d", ce, tc.code)
-			}
-		})
-	}
 }
 
 // TestGoHandleErrorQueued: a handle error on a message queued before Go,

@@ -199,48 +199,57 @@ func canceled() context.Context {
 	return ctx
 }
 
-// TestServeHandleError: an error from handle closes the connection with 1011
-// and a fixed reason (not the error's text), or with a *CloseError's code and
-// reason; Serve returns handle's error and handle is not called again.
-func TestServeHandleError(t *testing.T) {
+// TestServingHandleError: an error from handle closes the connection with
+// 1011 and a fixed reason (not the error's text), or with a *CloseError's
+// code and reason; serving ends with handle's error once the closing
+// handshake is over (Serve returns it, Go's done gets it), and handle is not
+// called again.
+func TestServingHandleError(t *testing.T) {
 	boom := errors.New("secret detail")
-	for _, tc := range []struct {
-		err    error
-		code   StatusCode
-		reason string
-	}{
-		{boom, StatusInternalError, "internal error"},
-		{fmt.Errorf("wrapped: %w", &CloseError{Code: StatusPolicyViolation, Reason: "no"}), StatusPolicyViolation, "no"},
-		{&CloseError{Code: 4000, Reason: "app"}, 4000, "app"},
-		{&CloseError{Code: StatusAbnormal}, StatusInternalError, "internal error"}, // 1006 may not be sent
-	} {
-		t.Run(tc.err.Error(), func(t *testing.T) {
-			c, nc := pipeConn(t, wire.Client, ConnOptions{PingInterval: -1, Registry: NoRegistry, Logger: discard})
-			peer := newRawPeer(t, nc)
-			calls := 0
-			errc := serveAsync(c, context.Background(), func(MessageType, []byte) error {
-				calls++
-				return tc.err
+	for _, sv := range servings {
+		for _, tc := range []struct {
+			err    error
+			code   StatusCode
+			reason string
+		}{
+			{boom, StatusInternalError, "internal error"},
+			{fmt.Errorf("wrapped: %w", &CloseError{Code: StatusPolicyViolation, Reason: "no"}), StatusPolicyViolation, "no"},
+			{&CloseError{Code: 4000, Reason: "app"}, 4000, "app"},
+			{&CloseError{Code: StatusAbnormal}, StatusInternalError, "internal error"}, // 1006 may not be sent
+		} {
+			t.Run(sv.name+"/"+tc.err.Error(), func(t *testing.T) {
+				c, nc := pipeConn(t, wire.Client, ConnOptions{PingInterval: -1, Registry: NoRegistry, Logger: discard})
+				peer := newRawPeer(t, nc)
+				calls := 0
+				errc := sv.start(t, c, context.Background(), func(MessageType, []byte) error {
+					calls++
+					return tc.err
+				})
+				peer.writeFrame(wire.OpText, []byte("first"))
+				h, p := peer.readFrame()
+				code, reason, _ := wire.ParseClose(p)
+				if h.Opcode != wire.OpClose || StatusCode(code) != tc.code || reason != tc.reason {
+					t.Fatalf("peer got %v %d %q, want CLOSE %d %q", h.Opcode, code, reason, tc.code, tc.reason)
+				}
+				peer.writeFrame(wire.OpText, []byte("discarded while closing"))
+				select {
+				case err := <-errc:
+					t.Fatalf("serving ended (%v) before the handshake did", err)
+				default:
+				}
+				peer.writeFrame(wire.OpClose, wire.AppendClose(nil, code, ""))
+				nc.Close() // the server closes TCP first (section 7.1.1)
+				if err := <-errc; err != tc.err {
+					t.Fatalf("serving ended with %v, want handle's error", err)
+				}
+				if calls != 1 {
+					t.Fatalf("handle called %d times, want 1", calls)
+				}
+				if ce := c.Err().(*CloseError); ce.Code != tc.code || ce.Rcvd == nil {
+					t.Fatalf("connection ended with %v, want a completed handshake with %d", ce, tc.code)
+				}
 			})
-			peer.writeFrame(wire.OpText, []byte("first"))
-			h, p := peer.readFrame()
-			code, reason, _ := wire.ParseClose(p)
-			if h.Opcode != wire.OpClose || StatusCode(code) != tc.code || reason != tc.reason {
-				t.Fatalf("peer got %v %d %q, want CLOSE %d %q", h.Opcode, code, reason, tc.code, tc.reason)
-			}
-			peer.writeFrame(wire.OpText, []byte("discarded while closing"))
-			peer.writeFrame(wire.OpClose, wire.AppendClose(nil, code, ""))
-			nc.Close() // the server closes TCP first (section 7.1.1)
-			if err := <-errc; err != tc.err {
-				t.Fatalf("Serve returned %v, want handle's error", err)
-			}
-			if calls != 1 {
-				t.Fatalf("handle called %d times, want 1", calls)
-			}
-			if ce := c.Err().(*CloseError); ce.Code != tc.code || ce.Rcvd == nil {
-				t.Fatalf("connection ended with %v, want a completed handshake with %d", ce, tc.code)
-			}
-		})
+		}
 	}
 }
 
