@@ -14,35 +14,15 @@ import (
 	"time"
 
 	"github.com/tetherws/tether"
+	"github.com/tetherws/tether/internal/browsertest"
 	"github.com/tetherws/tether/internal/wire"
 )
 
-// browserPrereqs finds node, chromium and the installed playwright-core;
-// it skips the test when one is missing, unless CI is set (make deps
-// installs them there), where a missing one fails the test.
+// browserPrereqs finds node, chromium and the playwright-core installed in
+// browser/ (see internal/browsertest).
 func browserPrereqs(t *testing.T) (node string) {
 	t.Helper()
-	missing := func(what string) {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("browser test needs %s (make deps installs it)", what)
-		}
-		t.Skipf("browser test skipped: %s missing (make deps installs it)", what)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missing("node")
-	}
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		missing(chromium)
-	}
-	if _, err := os.Stat("browser/node_modules/playwright-core/package.json"); err != nil {
-		missing("playwright-core in dashboard/browser (npm ci)")
-	}
-	return node
+	return browsertest.Prereqs(t, "browser")
 }
 
 // TestBrowser opens the dashboard in headless chromium while three client

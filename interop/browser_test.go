@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tetherws/tether"
+	"github.com/tetherws/tether/internal/browsertest"
 )
 
 // browserVariants are the Tether server configurations the page runs
@@ -40,35 +41,15 @@ var browserVariants = []struct {
 var chromiumOffer = &pmdParams{clientBits: -1}
 
 // browserPrereqs finds node, chromium and playwright-core (installed in
-// dashboard/browser by make deps); it skips the test when one is missing,
-// unless CI is set, where a missing one fails it.
+// dashboard/browser by make deps, or in $PLAYWRIGHT_BASE, which run.mjs
+// reads too); see internal/browsertest.
 func browserPrereqs(t *testing.T) (node string) {
 	t.Helper()
-	missing := func(what string) {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("browser test needs %s (make deps installs it)", what)
-		}
-		t.Skipf("browser test skipped: %s missing (make deps installs it)", what)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missing("node")
-	}
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		missing(chromium)
-	}
 	pw := os.Getenv("PLAYWRIGHT_BASE")
 	if pw == "" {
 		pw = filepath.Join("..", "dashboard", "browser")
 	}
-	if _, err := os.Stat(filepath.Join(pw, "node_modules", "playwright-core", "package.json")); err != nil {
-		missing("playwright-core in " + pw + " (npm ci)")
-	}
-	return node
+	return browsertest.Prereqs(t, pw)
 }
 
 // browserResult is the page's report (window.deflateResult).
