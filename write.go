@@ -107,7 +107,7 @@ func (c *conn) acquire(ctx context.Context, sem chan struct{}) error {
 	case <-c.done:
 		return c.err
 	case <-ctx.Done():
-		return ctx.Err()
+		return context.Cause(ctx)
 	}
 }
 
@@ -130,8 +130,8 @@ func (c *conn) writeData(ctx context.Context, fin bool, op wire.Opcode, rsv uint
 func (c *conn) writeFrame(ctx context.Context, h wire.Header, p []byte) error {
 	c.bindWrite(ctx)
 	defer c.endWrite()
-	if err := ctx.Err(); err != nil {
-		return c.frameNotStarted(h, err)
+	if ctx.Err() != nil {
+		return c.frameNotStarted(h, context.Cause(ctx))
 	}
 	if c.role == wire.Client {
 		h.Masked = true
@@ -178,8 +178,8 @@ func (c *conn) frameFailed(ctx context.Context, err error) error {
 // context.DeadlineExceeded when the socket's deadline (ctx's) ran out just
 // before ctx's own timer said so.
 func writeCtxErr(ctx context.Context, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return ctxErr
+	if ctx.Err() != nil {
+		return context.Cause(ctx) // its error, or the cause it was cancelled with
 	}
 	if dl, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(dl) {
 		return context.DeadlineExceeded
