@@ -289,11 +289,16 @@ func TestBroadcastThousandSubscribers(t *testing.T) {
 		t.Fatalf("slow consumer still open; stats %+v; server %+v", s.hub.Stats(), slowServer.Stats())
 	}
 	eventually(t, "slow consumer retired", func() bool { return s.hub.Stats().Conns == fast })
+	// The message its writer was stuck on counts as discarded when that
+	// write ends (the TCP drop after CloseTimeout), which may come after
+	// the connection is done and retired.
+	accounted := func(st Stats) bool { return st.Queued == st.Sent+st.Discarded+int64(st.Pending) }
+	eventually(t, "every queued message sent, pending or discarded", func() bool { return accounted(s.hub.Stats()) })
 	st := s.hub.Stats()
 	if st.SlowClosed != 1 || st.Dropped < 1 {
 		t.Fatalf("stats %+v: want one slow consumer closed", st)
 	}
-	if st.Queued != st.Sent+st.Discarded+int64(st.Pending) {
+	if !accounted(st) {
 		t.Fatalf("stats %+v: queued messages unaccounted for", st)
 	}
 	if st.Sent < int64(fast*total) {
@@ -526,4 +531,58 @@ func (r *recorder) messages(msg string) []map[string]slog.Value {
 		}
 	}
 	return out
+}
+
+// TestWriteTimeoutFailsStuckMember: a member that stops reading, with a
+// queue too long for the slow-consumer policy to come first, is failed by
+// WriteTimeout once a write to it has lasted that long; the others still get
+// every message.
+func TestWriteTimeoutFailsStuckMember(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	s := newHubServer(t, &Options{Queue: 10000, WriteTimeout: timeout, Logger: discard}, 200*time.Millisecond)
+	fast := s.dial("room", false)
+	stuck := s.dial("room", true)
+	stuckServer := s.serverSide(stuck)
+	eventually(t, "both joined", func() bool { return s.hub.Len("room") == 2 })
+	got := make(chan int, 1)
+	go func() {
+		n := 0
+		for {
+			if _, _, err := fast.Read(context.Background()); err != nil {
+				got <- n
+				return
+			}
+			n++
+		}
+	}()
+	// Incompressible (compression is negotiated), so that the stuck
+	// member's socket buffers fill after a few.
+	msg := make([]byte, 64<<10)
+	rand.Read(msg)
+	start := time.Now()
+	const total = 100
+	for range total {
+		if _, err := s.hub.Broadcast("room", tether.Binary, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-stuckServer.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the stuck member is still open; stats %+v", s.hub.Stats())
+	}
+	if d := time.Since(start); d < timeout {
+		t.Errorf("the stuck member was failed after %v, before the write timeout (%v)", d, timeout)
+	}
+	var ce *tether.CloseError
+	if err := stuckServer.Err(); !errors.As(err, &ce) || ce.Code != tether.StatusAbnormal || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("stuck member ended with %v, want a failed write (1006) cut by the timeout", err)
+	}
+	eventually(t, "stuck member retired", func() bool { return s.hub.Len("room") == 1 })
+	eventually(t, "the reader got every message", func() bool { return s.serverSide(fast).Stats().MessagesOut == total })
+	if st := s.hub.Stats(); st.SlowClosed != 0 || st.Dropped != 0 {
+		t.Errorf("stats %+v: the queue policy acted, not the timeout", st)
+	}
+	fast.CloseNow()
+	<-got
 }
