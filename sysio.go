@@ -115,5 +115,9 @@ func sockErr(op string, nc net.Conn, err error) error {
 	if err == io.EOF {
 		return err
 	}
-	return &net.OpError{Op: op, Net: nc.LocalAddr().Network(), Source: nc.LocalAddr(), Addr: nc.RemoteAddr(), Err: err}
+	netw := ""
+	if a := nc.LocalAddr(); a != nil {
+		netw = a.Network()
+	}
+	return &net.OpError{Op: op, Net: netw, Source: nc.LocalAddr(), Addr: nc.RemoteAddr(), Err: err}
 }
