@@ -1,27 +1,10 @@
 package loadgen
 
-import (
-	"fmt"
-	"syscall"
-)
+import "fmt"
 
 // fileMargin is what a run keeps in reserve for the process's own files:
 // standard streams, the poller, the executable, listeners of a test.
 const fileMargin = 32
-
-// OpenFileLimit returns this process's open-file limit (the soft
-// RLIMIT_NOFILE, which the Go runtime raises to the hard limit at start), or
-// 0 when it cannot be read.
-func OpenFileLimit() int {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return 0
-	}
-	if rl.Cur > 1<<30 {
-		return 1 << 30
-	}
-	return int(rl.Cur)
-}
 
 // LimitError is a run that needs more open files than one process may have.
 type LimitError struct {

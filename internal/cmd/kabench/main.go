@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command kabench measures what keepalive costs at scale: tens of thousands
 // of server connections pinging every second.
 //
