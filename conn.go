@@ -77,7 +77,8 @@ type conn struct {
 	readDone chan struct{} // closed when the read loop is over (readOver)
 	readOver bool
 
-	stats connStats
+	stats    connStats
+	addrText atomic.Pointer[connAddrs] // see addrs
 
 	// wholeReads says the application last took a message with Read, not
 	// Reader or Serve: see messageBuf.

@@ -61,8 +61,8 @@ func (c *conn) info() ConnInfo {
 	info := ConnInfo{
 		ID:            c.id,
 		Role:          c.role.String(),
-		Remote:        addrString(c.nc.RemoteAddr()),
-		Local:         addrString(c.nc.LocalAddr()),
+		Remote:        c.addrs().remote,
+		Local:         c.addrs().local,
 		Path:          c.path,
 		Subprotocol:   c.subprotocol,
 		State:         c.state(),
@@ -87,6 +87,20 @@ func (c *conn) info() ConnInfo {
 		info.RTTms = &ms
 	}
 	return info
+}
+
+// connAddrs are a connection's addresses as text, made on the first info
+// and kept: the dashboard lists every connection twice a second, and
+// formatting them each time was most of that work.
+type connAddrs struct{ remote, local string }
+
+func (c *conn) addrs() *connAddrs {
+	if a := c.addrText.Load(); a != nil {
+		return a
+	}
+	a := &connAddrs{remote: addrString(c.nc.RemoteAddr()), local: addrString(c.nc.LocalAddr())}
+	c.addrText.Store(a) // racing callers store the same text
+	return a
 }
 
 // timePtr is unixTime for JSON: nil before the first event, UTC after.
