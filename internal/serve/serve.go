@@ -129,23 +129,26 @@ func (s *Server) forget(c *tether.Conn) {
 	s.handlers.Done()
 }
 
+// serveInBackground serves c with handle on its own reader goroutine (Go)
+// and lets the HTTP handler return, so net/http frees the request and its
+// buffers: an idle connection holds a few KiB, not the ~29 KiB of a handler
+// parked in a Read loop. The connection counts as a handler until it ends.
+func (s *Server) serveInBackground(c *tether.Conn, handle func(tether.MessageType, []byte) error) {
+	if err := c.Go(handle, func(error) { s.forget(c) }); err != nil {
+		s.forget(c)
+	}
+}
+
 // echo sends every message back unchanged, with its type.
 func (s *Server) echo(w http.ResponseWriter, r *http.Request) {
 	c := s.accept(w, r)
 	if c == nil {
 		return
 	}
-	defer s.forget(c)
 	ctx := context.Background()
-	for {
-		typ, p, err := c.Read(ctx)
-		if err != nil {
-			return
-		}
-		if err := c.Write(ctx, typ, p); err != nil {
-			return
-		}
-	}
+	s.serveInBackground(c, func(typ tether.MessageType, p []byte) error {
+		return c.Write(ctx, typ, p)
+	})
 }
 
 // broadcast sends every message to every connection on /broadcast, the
@@ -166,7 +169,6 @@ func (s *Server) broadcast(w http.ResponseWriter, r *http.Request) {
 	if c == nil {
 		return
 	}
-	defer s.forget(c)
 	var err error
 	if c.Subprotocol() == hub.Subprotocol {
 		err = s.hub.Subscribe(r.Context(), broadcastRoom, c, hub.SinceFromRequest(r))
@@ -177,16 +179,13 @@ func (s *Server) broadcast(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, hub.ErrClosed) {
 			c.Close(tether.StatusGoingAway, "server shutting down")
 		}
+		s.forget(c)
 		return
 	}
-	ctx := context.Background()
-	for {
-		typ, p, err := c.Read(ctx)
-		if err != nil {
-			return
-		}
-		s.hub.Broadcast(broadcastRoom, typ, p)
-	}
+	s.serveInBackground(c, func(typ tether.MessageType, p []byte) error {
+		s.hub.Broadcast(broadcastRoom, typ, p) // copies p
+		return nil
+	})
 }
 
 // Hub returns the hub behind /broadcast, for its statistics and its
