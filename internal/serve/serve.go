@@ -49,7 +49,7 @@ type Server struct {
 	closing  bool
 	code     tether.StatusCode // of the shutdown, for connections accepted during it
 	reason   string
-	handlers sync.WaitGroup
+	handlers sync.WaitGroup // connections accepted and not yet served to their end
 }
 
 // Init prepares the server: its registry and the hub behind /broadcast,
@@ -199,7 +199,8 @@ func (s *Server) Hub() *hub.Hub {
 // through Registry.Shutdown: all in parallel, waiting for the closing
 // handshakes until ctx ends, then dropping the rest. Requests that arrive
 // meanwhile are refused (503), and a connection accepted while it runs is
-// closed at once. It returns when every handler has returned, and
+// closed at once. It returns when every connection has been served to its
+// end (their handlers return at once: see serveInBackground), and
 // Registry.Shutdown's error, if any. Stop the listener first.
 func (s *Server) Shutdown(ctx context.Context, code tether.StatusCode, reason string) error {
 	s.Init()
