@@ -26,21 +26,12 @@ func goAsync(t *testing.T, c *Conn, handle func(MessageType, []byte) error) <-ch
 // Reader, Serve and a second Go refuse, with ErrReadConflict.
 func TestGoReadConflict(t *testing.T) {
 	cc, sc := tcpPair(t, ConnOptions{}, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	readErr := make(chan error, 1)
-	go func() {
-		_, _, err := sc.Read(ctx)
-		readErr <- err
-	}()
-	eventually(t, "Read waiting", func() bool { return sc.readState.Load() == 1 })
 	called := false
-	if err := sc.Go(echoHandle(sc), func(error) { called = true }); !errors.Is(err, ErrReadConflict) {
-		t.Fatalf("Go during Read: %v, want ErrReadConflict", err)
-	}
-	cancel()
-	if err := <-readErr; !errors.Is(err, context.Canceled) {
-		t.Fatalf("Read: %v", err)
-	}
+	whileReadWaits(t, sc, func() {
+		if err := sc.Go(echoHandle(sc), func(error) { called = true }); !errors.Is(err, ErrReadConflict) {
+			t.Fatalf("Go during Read: %v, want ErrReadConflict", err)
+		}
+	})
 	if called {
 		t.Fatal("done called after Go refused")
 	}

@@ -120,26 +120,35 @@ func TestServingEchoNoAllocs(t *testing.T) {
 	}
 }
 
-// TestServeReadConflict: Serve refuses to run alongside Read, Reader or
-// another Serve, and they refuse while it runs, with ErrReadConflict.
-func TestServeReadConflict(t *testing.T) {
-	cc, sc := tcpPair(t, ConnOptions{}, nil)
+// whileReadWaits runs f while a Read waits on c, then ends the Read (its
+// context cancelled) and checks it returned that.
+func whileReadWaits(t *testing.T, c *Conn, f func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	readErr := make(chan error, 1)
 	go func() {
-		_, _, err := sc.Read(ctx)
+		_, _, err := c.Read(ctx)
 		readErr <- err
 	}()
-	eventually(t, "Read waiting", func() bool { return sc.readState.Load() == 1 })
-	if err := sc.Serve(context.Background(), echoHandle(sc)); !errors.Is(err, ErrReadConflict) {
-		t.Fatalf("Serve during Read: %v, want ErrReadConflict", err)
-	}
+	eventually(t, "Read waiting", func() bool { return c.readState.Load() == 1 })
+	f()
 	cancel()
 	if err := <-readErr; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Read: %v", err)
 	}
+}
 
-	ctx, cancel = context.WithCancel(context.Background())
+// TestServeReadConflict: Serve refuses to run alongside Read, Reader or
+// another Serve, and they refuse while it runs, with ErrReadConflict.
+func TestServeReadConflict(t *testing.T) {
+	cc, sc := tcpPair(t, ConnOptions{}, nil)
+	whileReadWaits(t, sc, func() {
+		if err := sc.Serve(context.Background(), echoHandle(sc)); !errors.Is(err, ErrReadConflict) {
+			t.Fatalf("Serve during Read: %v, want ErrReadConflict", err)
+		}
+	})
+
+	ctx, cancel := context.WithCancel(context.Background())
 	errc := serveAsync(sc, ctx, echoHandle(sc))
 	eventually(t, "Serve running", func() bool { return sc.srv.Load() != nil })
 	if _, _, err := sc.Read(ctx); !errors.Is(err, ErrReadConflict) {
