@@ -79,38 +79,6 @@ func TestGoHandleErrorQueued(t *testing.T) {
 	}
 }
 
-// TestGoCloseFromHandle: handle may Close or CloseNow on the read loop it
-// runs on; done then gets the end.
-func TestGoCloseFromHandle(t *testing.T) {
-	t.Run("Close", func(t *testing.T) {
-		cc, sc := tcpPair(t, ConnOptions{}, nil)
-		errc := goAsync(t, sc, func(typ MessageType, p []byte) error {
-			return sc.Close(StatusGoingAway, "asked to")
-		})
-		if err := cc.Write(context.Background(), Text, []byte("bye")); err != nil {
-			t.Fatal(err)
-		}
-		var ce *CloseError
-		if _, _, err := cc.Read(context.Background()); !errors.As(err, &ce) || ce.Code != StatusGoingAway {
-			t.Fatalf("client read %v, want close 1001", err)
-		}
-		if err := <-errc; !errors.As(err, &ce) || ce.Code != StatusGoingAway || ce.Rcvd == nil {
-			t.Fatalf("done got %v, want 1001 with the peer's answer", err)
-		}
-	})
-	t.Run("CloseNow", func(t *testing.T) {
-		cc, sc := tcpPair(t, ConnOptions{}, nil)
-		errc := goAsync(t, sc, func(MessageType, []byte) error { return sc.CloseNow() })
-		if err := cc.Write(context.Background(), Text, []byte("x")); err != nil {
-			t.Fatal(err)
-		}
-		var ce *CloseError
-		if err := <-errc; !errors.As(err, &ce) || ce.Code != StatusAbnormal {
-			t.Fatalf("done got %v, want 1006", err)
-		}
-	})
-}
-
 // TestGoDoneMayClose: done runs after the read loop, so closing from it
 // does not wait for itself.
 func TestGoDoneMayClose(t *testing.T) {

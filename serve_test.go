@@ -307,45 +307,48 @@ func TestServingProtocolErrors(t *testing.T) {
 	}
 }
 
-// TestServeCloseFromHandle: handle may close the connection; the handshake
-// completes once it returns and Serve returns the connection's end.
-func TestServeCloseFromHandle(t *testing.T) {
-	cc, sc := tcpPair(t, ConnOptions{}, nil)
-	errc := serveAsync(sc, context.Background(), func(typ MessageType, p []byte) error {
-		if string(p) == "bye" {
-			return sc.Close(StatusGoingAway, "asked to")
-		}
-		return sc.Write(context.Background(), typ, p)
-	})
-	buf := make([]byte, 2)
-	streamTrip(t, cc, cc, []byte("hi"), buf)
-	if err := cc.Write(context.Background(), Text, []byte("bye")); err != nil {
-		t.Fatal(err)
+// TestServingCloseFromHandle: handle may Close the connection on the read
+// loop it runs on (the handshake completes once it returns, and serving
+// ends with the connection's end), or CloseNow it without waiting for that
+// loop.
+func TestServingCloseFromHandle(t *testing.T) {
+	for _, sv := range servings {
+		t.Run(sv.name+"/Close", func(t *testing.T) {
+			cc, sc := tcpPair(t, ConnOptions{}, nil)
+			errc := sv.start(t, sc, context.Background(), func(typ MessageType, p []byte) error {
+				if string(p) == "bye" {
+					return sc.Close(StatusGoingAway, "asked to")
+				}
+				return sc.Write(context.Background(), typ, p)
+			})
+			buf := make([]byte, 2)
+			streamTrip(t, cc, cc, []byte("hi"), buf)
+			if err := cc.Write(context.Background(), Text, []byte("bye")); err != nil {
+				t.Fatal(err)
+			}
+			var ce *CloseError
+			if _, _, err := cc.Read(context.Background()); !errors.As(err, &ce) || ce.Code != StatusGoingAway {
+				t.Fatalf("client read %v, want close 1001", err)
+			}
+			if err := <-errc; !errors.As(err, &ce) || ce.Code != StatusGoingAway || ce.Rcvd == nil {
+				t.Fatalf("serving ended with %v, want 1001 with the peer's answer", err)
+			}
+		})
+		t.Run(sv.name+"/CloseNow", func(t *testing.T) {
+			cc, sc := tcpPair(t, ConnOptions{}, nil)
+			errc := sv.start(t, sc, context.Background(), func(MessageType, []byte) error {
+				return sc.CloseNow()
+			})
+			if err := cc.Write(context.Background(), Text, []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			var ce *CloseError
+			if err := <-errc; !errors.As(err, &ce) || ce.Code != StatusAbnormal {
+				t.Fatalf("serving ended with %v, want 1006", err)
+			}
+			sc.waitReadDone()
+		})
 	}
-	var ce *CloseError
-	if _, _, err := cc.Read(context.Background()); !errors.As(err, &ce) || ce.Code != StatusGoingAway {
-		t.Fatalf("client read %v, want close 1001", err)
-	}
-	if err := <-errc; !errors.As(err, &ce) || ce.Code != StatusGoingAway || ce.Rcvd == nil {
-		t.Fatalf("Serve returned %v, want 1001 with the peer's answer", err)
-	}
-}
-
-// TestServeCloseNowFromHandle: CloseNow from handle does not wait for the
-// read loop it runs on.
-func TestServeCloseNowFromHandle(t *testing.T) {
-	cc, sc := tcpPair(t, ConnOptions{}, nil)
-	errc := serveAsync(sc, context.Background(), func(MessageType, []byte) error {
-		return sc.CloseNow()
-	})
-	if err := cc.Write(context.Background(), Text, []byte("x")); err != nil {
-		t.Fatal(err)
-	}
-	var ce *CloseError
-	if err := <-errc; !errors.As(err, &ce) || ce.Code != StatusAbnormal {
-		t.Fatalf("Serve returned %v, want 1006", err)
-	}
-	sc.waitReadDone()
 }
 
 // TestServeControlFrames: pings are answered and the connection keeps its
