@@ -20,12 +20,12 @@ type message struct {
 }
 
 // Read returns the next whole message. The returned slice belongs to the
-// caller (Serve is the way to read without an allocation per message). Read returns a *CloseError once the connection has closed and every
-// message received before that has been read. Cancelling ctx abandons the
-// wait without harming the connection.
+// caller (Serve is the way to read without an allocation per message). Read
+// returns a *CloseError once the connection has closed and every message
+// received before that has been read. Cancelling ctx abandons the wait
+// without harming the connection.
 func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
-	if c.readState.Add(1) < 0 {
-		c.readState.Add(-1)
+	if !c.enterRead() {
 		return 0, nil, ErrReadConflict
 	}
 	defer c.readState.Add(-1)
@@ -39,11 +39,20 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 	return m.typ, m.p, nil // ownership passes to the caller
 }
 
+// enterRead counts a Read or Reader call in readState, unless Serve or Go
+// is serving (see serve.go); the caller undoes it with readState.Add(-1).
+func (c *conn) enterRead() bool {
+	if c.readState.Add(1) < 0 {
+		c.readState.Add(-1)
+		return false
+	}
+	return true
+}
+
 // Reader returns the next message as a stream. The reader is valid until the
 // next call to Read or Reader; reading it to the end recycles its buffer.
 func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
-	if c.readState.Add(1) < 0 {
-		c.readState.Add(-1)
+	if !c.enterRead() {
 		return 0, nil, ErrReadConflict
 	}
 	defer c.readState.Add(-1)
