@@ -67,14 +67,11 @@ func (c *Conn) Serve(ctx context.Context, handle func(typ MessageType, p []byte)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if !c.readState.CompareAndSwap(0, serving) {
+	s := &server{handle: handle, failed: make(chan struct{})}
+	if !c.install(s) {
 		return ErrReadConflict
 	}
 	defer c.readState.Add(-serving)
-	s := &server{handle: handle, failed: make(chan struct{})}
-	c.wholeReads.Store(false) // assemble in pooled buffers
-	c.srv.Store(s)
-	c.serveQueued(s)
 	select {
 	case <-s.failed:
 		// s stays installed while closing, so data that still comes is
@@ -124,19 +121,29 @@ func (c *Conn) Go(handle func(typ MessageType, p []byte) error, done func(err er
 	if handle == nil {
 		return errors.New("tether: Go with a nil handle")
 	}
-	if !c.readState.CompareAndSwap(0, serving) {
+	s := &server{handle: handle, background: true, done: done, owner: c}
+	if !c.install(s) {
 		return ErrReadConflict
 	}
-	s := &server{handle: handle, background: true, done: done, owner: c}
-	c.wholeReads.Store(false) // assemble in pooled buffers
-	c.srv.Store(s)
-	c.serveQueued(s)
 	if c.readEnded() {
 		// The read loop ended before it could see s: end here. (It looks
 		// for s after endRead, so one of us sees the other.)
 		c.endBackground(s)
 	}
 	return nil
+}
+
+// install makes s the connection's server, unless a Read, Reader, Serve or
+// Go holds the connection, and hands it the messages queued before; the
+// caller undoes it with readState.Add(-serving).
+func (c *conn) install(s *server) bool {
+	if !c.readState.CompareAndSwap(0, serving) {
+		return false
+	}
+	c.wholeReads.Store(false) // assemble in pooled buffers
+	c.srv.Store(s)
+	c.serveQueued(s)
+	return true
 }
 
 // endBackground ends Go's serving once the read loop is over: messages
