@@ -65,6 +65,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	}
 	cfg := opts.config()
 	cfg.callSite = captureSite()
+	cfg.client = clientOf(r, nc)
 	cfg.deflate = negotiated
 	c := newConn(nc, br, wire.Server, cfg, subprotocol, r.URL.RequestURI())
 	if brw != nil {

@@ -295,6 +295,7 @@ func (c *conn) writeFailed(err error) {
 func (c *conn) finish(ce *CloseError) {
 	c.finishMu.Do(func() {
 		c.err = ce
+		c.closedAt = c.cfg.clock.Now()
 		close(c.done)
 		c.stopKeepalive()
 		c.unbindWrite()

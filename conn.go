@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unique"
 
 	"github.com/google/uuid"
 	"github.com/tetherws/tether/internal/wire"
@@ -43,11 +44,14 @@ type conn struct {
 	deflate *compression
 
 	// read side: owned by readLoop
-	rules    wire.Reader
-	msgs     atomic.Pointer[chan message] // the read queue; see queue
-	mr       *messageReader               // Reader's, made by its first call
-	whole    []byte                       // the message being assembled when it is not pooled
-	lastRecv atomic.Int64                 // unix nanos of the last frame received
+	rules     wire.Reader
+	msgs      atomic.Pointer[inbox]     // messages waiting for Read; see queue
+	mr        *messageReader            // Reader's, made by its first call
+	whole     []byte                    // the message being assembled when it is not pooled
+	lastRecv  atomic.Int64              // unix nanos of the last frame received
+	peer      atomic.Pointer[peerPings] // the peer's keepalive, from its first ping
+	stalledAt atomic.Int64              // unix nanos the read loop stopped on a full inbox, 0 while it reads
+	client    unique.Handle[clientID]   // a server connection's client (clients.go)
 
 	// write side
 	msgSem   chan struct{} // held for a whole data message
@@ -67,6 +71,7 @@ type conn struct {
 	closeSent atomic.Bool
 	done      chan struct{} // closed by finish
 	err       *CloseError   // set before done is closed
+	closedAt  time.Time     // set before done is closed
 	finishMu  sync.Once
 	aborting  sync.WaitGroup // an abort is sending its close frame
 
@@ -96,6 +101,7 @@ type connStats struct {
 	bytesIn, bytesOut       atomic.Int64
 	pingsSent, pongsRcvd    atomic.Int64
 	timeouts                atomic.Int64
+	readStalls, discarded   atomic.Int64
 	lastPingAt, lastPongAt  atomic.Int64 // unix nanos, 0 before the first
 	rtt                     atomic.Int64 // nanoseconds
 }
@@ -117,6 +123,7 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 		path:        path,
 		openedAt:    cfg.clock.Now(),
 		callSite:    cfg.callSite,
+		client:      cfg.client,
 		msgSem:      make(chan struct{}, 1),
 		frameSem:    make(chan struct{}, 1),
 		done:        make(chan struct{}),
@@ -213,11 +220,23 @@ type Stats struct {
 	LastPingAt    time.Time // zero before the first
 	LastPongAt    time.Time
 	RTT           time.Duration
+	// Peer is what the connection measured of the peer's keepalive pings.
+	Peer PeerKeepalive
+	// QueuedMessages and QueuedBytes wait for Read or Reader (see
+	// ConnOptions.ReadAhead); ReadStalledSince is when the connection
+	// stopped reading because they filled it (zero while it reads), and
+	// ReadStalls counts the stalls that suspended keepalive's ping timeout.
+	QueuedMessages    int
+	QueuedBytes       int64
+	ReadStalledSince  time.Time
+	ReadStalls        int64
+	DiscardedMessages int64 // dropped by DiscardMessages
 }
 
 // Stats returns a snapshot of the connection's counters. It is safe to call
 // at any time, from any goroutine.
 func (c *Conn) Stats() Stats {
+	n, b := c.queued()
 	return Stats{
 		ID:            c.id,
 		Role:          c.role.String(),
@@ -235,7 +254,22 @@ func (c *Conn) Stats() Stats {
 		LastPingAt:    unixTime(c.stats.lastPingAt.Load()),
 		LastPongAt:    unixTime(c.stats.lastPongAt.Load()),
 		RTT:           c.Latency(),
+		Peer:          c.peerKeepalive(),
+
+		QueuedMessages:    n,
+		QueuedBytes:       b,
+		ReadStalledSince:  c.stalledSince(),
+		ReadStalls:        c.stats.readStalls.Load(),
+		DiscardedMessages: c.stats.discarded.Load(),
 	}
+}
+
+// queued returns the messages waiting for Read and what they count for.
+func (c *conn) queued() (int, int64) {
+	if q := c.msgs.Load(); q != nil {
+		return q.len()
+	}
+	return 0, 0
 }
 
 func unixTime(n int64) time.Time {

@@ -10,11 +10,14 @@ type EventKind int
 
 // Registry events.
 const (
-	EventOpen    EventKind = iota + 1 // a connection registered
-	EventClose                        // a connection ended
-	EventPing                         // a keepalive ping went out
-	EventPong                         // a keepalive pong came back (RTT set)
-	EventTimeout                      // a keepalive ping timed out
+	EventOpen     EventKind = iota + 1 // a connection registered
+	EventClose                         // a connection ended
+	EventPing                          // a keepalive ping went out
+	EventPong                          // a keepalive pong came back (RTT set)
+	EventTimeout                       // a keepalive ping timed out
+	EventPeerPing                      // the peer sent a ping (Interval set after its first)
+	EventStall                         // the application stopped reading: keepalive's timeout suspended
+	EventResume                        // the application reads again (Interval: how long it stalled)
 )
 
 func (k EventKind) String() string {
@@ -29,6 +32,12 @@ func (k EventKind) String() string {
 		return "pong"
 	case EventTimeout:
 		return "timeout"
+	case EventPeerPing:
+		return "peer_ping"
+	case EventStall:
+		return "stall"
+	case EventResume:
+		return "resume"
 	}
 	return "unknown"
 }
@@ -39,6 +48,7 @@ type Event struct {
 	ConnID    string
 	Time      time.Time
 	RTT       time.Duration // EventPong
+	Interval  time.Duration // EventPeerPing: since the peer's previous ping; EventResume: the stall
 	Code      StatusCode    // EventClose
 	Reason    string        // EventClose
 	Initiator string        // EventClose: "local" or "peer"

@@ -82,9 +82,7 @@ func TestReadQueueOnFirstUse(t *testing.T) {
 func TestFullQueueDoesNotHoldClose(t *testing.T) {
 	c, nc := pipeConn(t, wire.Client, ConnOptions{PingInterval: -1, ReadQueue: 1, Registry: NoRegistry, Logger: discard})
 	peer := newRawPeer(t, nc)
-	for _, m := range []string{"one", "two"} { // net.Pipe: a third would wait for the read loop
-		peer.writeFrame(wire.OpText, []byte(m))
-	}
+	peer.writeFrame(wire.OpText, []byte("one")) // fills the queue: the read loop waits (net.Pipe: a second write would too)
 	eventually(t, "the read loop waiting on the full queue", func() bool {
 		c.closeMu.Lock()
 		defer c.closeMu.Unlock()

@@ -33,6 +33,32 @@ type ConnInfo struct {
 	PongsReceived int64      `json:"pongs_received"`
 	PingTimeouts  int64      `json:"ping_timeouts"`
 	CallSite      string     `json:"call_site"` // file:line of the Dial or Accept that opened it
+
+	// The peer's keepalive: pings received, their cadence over the last
+	// few (median, min, max; null before the second) and the last one.
+	PeerPings           int64      `json:"peer_pings"`
+	PeerPingInterval    *Seconds   `json:"peer_ping_interval"`
+	PeerPingIntervalMin *Seconds   `json:"peer_ping_interval_min"`
+	PeerPingIntervalMax *Seconds   `json:"peer_ping_interval_max"`
+	LastPeerPingAt      *time.Time `json:"last_peer_ping_at"`
+
+	// A server connection's client, as its request said.
+	UserAgent    string `json:"user_agent,omitempty"`
+	ForwardedFor string `json:"forwarded_for,omitempty"`
+
+	// Messages waiting for the application, and whether it stopped the
+	// connection's reading (see ConnOptions.ReadAhead).
+	QueuedMessages    int        `json:"queued_messages"`
+	QueuedBytes       int64      `json:"queued_bytes"`
+	ReadStalledSince  *time.Time `json:"read_stalled_since"`
+	ReadStalls        int64      `json:"read_stalls"`
+	DiscardedMessages int64      `json:"discarded_messages"`
+
+	// How it ended: null while open.
+	ClosedAt       *time.Time `json:"closed_at"`
+	CloseCode      *int       `json:"close_code"`
+	CloseReason    string     `json:"close_reason,omitempty"`
+	CloseInitiator string     `json:"close_initiator,omitempty"` // "local" or "peer"
 }
 
 // Seconds is a duration that marshals to JSON as a number of seconds.
@@ -86,7 +112,36 @@ func (c *conn) info() ConnInfo {
 		ms := float64(st.rtt.Load()) / float64(time.Millisecond)
 		info.RTTms = &ms
 	}
+	c.peerInfo(&info)
+	if c.client != noClient {
+		id := c.client.Value()
+		info.UserAgent, info.ForwardedFor = id.agent, id.forwarded
+	}
+	info.QueuedMessages, info.QueuedBytes = c.queued()
+	info.ReadStalledSince = timePtr(c.stalledAt.Load())
+	info.ReadStalls = st.readStalls.Load()
+	info.DiscardedMessages = st.discarded.Load()
+	if c.isDone() {
+		at := c.closedAt.UTC()
+		code := int(c.err.Code)
+		info.ClosedAt, info.CloseCode = &at, &code
+		info.CloseReason, info.CloseInitiator = c.err.Reason, c.err.Initiator
+	}
 	return info
+}
+
+// peerInfo fills in the peer's keepalive.
+func (c *conn) peerInfo(info *ConnInfo) {
+	pk := c.peerKeepalive()
+	info.PeerPings = pk.Pings
+	if pk.Pings > 0 {
+		t := pk.Last.UTC()
+		info.LastPeerPingAt = &t
+	}
+	if pk.Interval > 0 {
+		iv, lo, hi := Seconds(pk.Interval), Seconds(pk.Min), Seconds(pk.Max)
+		info.PeerPingInterval, info.PeerPingIntervalMin, info.PeerPingIntervalMax = &iv, &lo, &hi
+	}
 }
 
 // connAddrs are a connection's addresses as text, made on the first info

@@ -25,6 +25,11 @@ type keepalive struct {
 	waiting  *pendingPing // the keepalive ping awaiting its pong, if it can time out
 	lastPing time.Time    // when the last keepalive ping went out
 	stopped  bool
+
+	// waitFrom restarts the wait for waiting's pong when a stall of the
+	// read loop ends (stall.go); zero means from when the ping went out.
+	waitFrom    time.Time
+	stallWarned bool // this stall was logged
 }
 
 // KeepaliveTimeoutReason is the close reason of a connection whose peer did
@@ -93,12 +98,28 @@ func (c *conn) keepaliveStep() *pendingPing {
 		return nil
 	}
 	if p := c.ka.waiting; p != nil {
-		if deadline := p.sent.Add(to); now.Before(deadline) {
+		from := p.sent
+		if c.ka.waitFrom.After(from) {
+			from = c.ka.waitFrom
+		}
+		if deadline := from.Add(to); now.Before(deadline) {
 			// The interval came first: keep waiting, looking again an
 			// interval later, when a late pong will have made the next
 			// ping due.
 			c.arm(min(iv, deadline.Sub(now)))
 			c.ka.mu.Unlock()
+			return nil
+		}
+		if c.stalledAt.Load() != 0 {
+			// The application stopped reading, so the pong may be
+			// waiting unseen behind data: not the peer's fault.
+			c.arm(iv)
+			warn := !c.ka.stallWarned
+			c.ka.stallWarned = true
+			c.ka.mu.Unlock()
+			if warn {
+				c.warnStall(now)
+			}
 			return nil
 		}
 		c.ka.waiting = nil
@@ -118,6 +139,7 @@ func (c *conn) keepaliveStep() *pendingPing {
 	}
 	p := c.newPing(true)
 	c.ka.lastPing = p.sent
+	c.ka.waitFrom = time.Time{}
 	if to > 0 {
 		c.ka.waiting = p
 		c.arm(min(iv, to))

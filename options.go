@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+	"unique"
 
 	"github.com/tetherws/tether/internal/clock"
 	"github.com/tetherws/tether/internal/wire"
@@ -21,7 +22,7 @@ const (
 	DefaultPingInterval     = 20 * time.Second
 	DefaultPingTimeout      = 20 * time.Second
 	DefaultFragmentSize     = 64 << 10
-	DefaultReadQueue        = 16
+	DefaultReadAhead        = 1 << 20
 )
 
 // ConnOptions are the settings a connection has in either role. The zero
@@ -47,8 +48,15 @@ type ConnOptions struct {
 	// as fragments so that pings and pongs are not stuck behind them.
 	// Default 64 KiB; negative never fragments.
 	FragmentSize int
-	// ReadQueue is how many received messages may wait for the application
-	// before the connection stops reading. Default 16.
+	// ReadAhead is how many bytes of received messages may wait for the
+	// application (each message counts 64 bytes more than its payload)
+	// before the connection stops reading. Until then it goes on answering
+	// pings and taking pongs while the application does not read; once it
+	// stops, keepalive suspends its ping timeout rather than blame the peer
+	// (docs/keepalive.md, "If you stop reading"). Default 1 MiB.
+	ReadAhead int64
+	// ReadQueue, when positive, also stops reading once that many messages
+	// wait. Default 0: only ReadAhead bounds the queue.
 	ReadQueue int
 	// Logger receives the connection's records; default slog.Default().
 	Logger *slog.Logger
@@ -125,6 +133,7 @@ type config struct {
 	connConfig
 	id           string
 	callSite     *site
+	client       unique.Handle[clientID] // Accept's
 	compressMode CompressionMode
 	windowBits   int
 	level        int
@@ -141,6 +150,7 @@ type connConfig struct {
 	mode         KeepaliveMode
 	fragmentSize int
 	readQueue    int
+	readAhead    int64
 	threshold    int
 	logger       *slog.Logger
 	clock        clock.Clock
@@ -162,6 +172,7 @@ func (o *ConnOptions) config() config {
 			mode:         o.KeepaliveMode,
 			fragmentSize: o.FragmentSize,
 			readQueue:    o.ReadQueue,
+			readAhead:    o.ReadAhead,
 			logger:       o.Logger,
 			logFrames:    o.LogFrames,
 			clock:        o.Clock,
@@ -191,8 +202,8 @@ func (o *ConnOptions) config() config {
 	} else if c.fragmentSize < 0 {
 		c.fragmentSize = 1<<62 - 1
 	}
-	if c.readQueue <= 0 {
-		c.readQueue = DefaultReadQueue
+	if c.readAhead <= 0 {
+		c.readAhead = DefaultReadAhead
 	}
 	if c.logger == nil {
 		c.logger = slog.Default()

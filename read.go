@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"unicode/utf8"
 
 	"github.com/tetherws/tether/internal/bufpool"
@@ -69,42 +68,6 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 	c.mr.release()
 	c.mr.p, c.mr.pooled, c.mr.off, c.mr.open = m.p, m.pooled, 0, true
 	return m.typ, c.mr, nil
-}
-
-// queue returns the queue of received messages waiting for Read and Reader,
-// made on first use: a connection served with Serve or Go from the start
-// never queues a message and never pays for one (ReadQueue messages).
-func (c *conn) queue() chan message {
-	if q := c.msgs.Load(); q != nil {
-		return *q
-	}
-	q := make(chan message, c.cfg.readQueue)
-	if !c.msgs.CompareAndSwap(nil, &q) {
-		return *c.msgs.Load()
-	}
-	return q
-}
-
-func (c *conn) nextMessage(ctx context.Context) (message, error) {
-	msgs := c.queue()
-	select {
-	case m := <-msgs:
-		return m, nil
-	default:
-	}
-	select {
-	case m := <-msgs:
-		return m, nil
-	case <-c.done:
-		select {
-		case m := <-msgs: // deliver what arrived before the close
-			return m, nil
-		default:
-			return message{}, c.err
-		}
-	case <-ctx.Done():
-		return message{}, ctx.Err()
-	}
 }
 
 // messageReader streams one received message.
@@ -284,32 +247,6 @@ func growCap(b *[]byte, n int) *[]byte {
 	return nb
 }
 
-// deliver queues m for Read and Reader. It reports whether to keep reading.
-func (c *conn) deliver(m message) bool {
-	msgs := c.queue()
-	select {
-	case msgs <- m: // room in the queue, or the application waiting
-		return true
-	default:
-	}
-	select {
-	case msgs <- m:
-		return true
-	case <-c.closingChan():
-		// Closing: keep the message if there is room (Read still returns
-		// it), but never let a full queue hold up the close handshake.
-		select {
-		case msgs <- m:
-		default:
-			m.recycle()
-		}
-		return true
-	case <-c.done:
-		m.recycle()
-		return false
-	}
-}
-
 // recycle returns a message nobody will read to bufpool.
 func (m message) recycle() {
 	if m.pooled != nil {
@@ -369,9 +306,7 @@ func noEOF(err error) error {
 func (c *conn) handleControl(op wire.Opcode, p []byte) bool {
 	switch op {
 	case wire.OpPing:
-		if c.log.Enabled(context.Background(), slog.LevelDebug) {
-			c.log.Debug("received ping", "payload", hexPayload(p))
-		}
+		c.receivedPing(p)
 		c.queuePong(p)
 	case wire.OpPong:
 		c.handlePong(p)

@@ -25,7 +25,8 @@ type Registry struct {
 	subsMu sync.Mutex
 
 	epMu      sync.Mutex
-	endpoints map[string]*endpoint // client connections by endpoint
+	endpoints map[string]*endpoint       // client connections by endpoint
+	clients   map[clientKey]*clientGroup // server connections by client and path
 	// Logger receives the registry's own warnings (duplicate connections);
 	// nil means slog.Default().
 	Logger *slog.Logger
@@ -50,7 +51,7 @@ var NoRegistry = &Registry{disabled: true}
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	r := &Registry{seed: maphash.MakeSeed(), endpoints: map[string]*endpoint{}}
+	r := &Registry{seed: maphash.MakeSeed(), endpoints: map[string]*endpoint{}, clients: map[clientKey]*clientGroup{}}
 	for i := range r.shards {
 		r.shards[i].m = map[string]*conn{}
 	}
@@ -120,6 +121,8 @@ func (r *Registry) add(c *conn) {
 	r.n.Add(1)
 	if c.role.String() == "client" {
 		r.addEndpoint(c)
+	} else if c.client != noClient {
+		r.addClient(c)
 	}
 	if r.hasSubscribers() {
 		info := c.info()
@@ -142,6 +145,8 @@ func (r *Registry) remove(c *conn, ce *CloseError) {
 	r.n.Add(-1)
 	if c.role.String() == "client" {
 		r.removeEndpoint(c)
+	} else if c.client != noClient {
+		r.removeClient(c)
 	}
 	if r.hasSubscribers() {
 		info := c.info()

@@ -245,14 +245,7 @@ func (c *conn) handleQueuedLocked(s *server) {
 	if q == nil {
 		return // nothing was ever queued (dispatch queues before it looks for s)
 	}
-	for {
-		select {
-		case m := <-*q:
-			c.callHandle(s, m)
-		default:
-			return
-		}
-	}
+	q.drainTo(func(m message) { c.callHandle(s, m) })
 }
 
 // callHandle calls handle with m, unless an earlier call failed, and then

@@ -97,12 +97,14 @@ func newHubServer(t *testing.T, opts *Options, closeTimeout time.Duration) *hubS
 	return s
 }
 
-// dial opens a client in room; slow ones get a small receive buffer.
+// dial opens a client in room; slow ones get a small receive buffer and
+// read little ahead of their application.
 func (s *hubServer) dial(room string, slow bool) *tether.Conn {
 	s.t.Helper()
 	opts := &tether.DialOptions{FanOut: true, ConnOptions: tether.ConnOptions{
 		Registry: tether.NoRegistry, PingInterval: -1, Logger: discard}}
 	if slow {
+		opts.ReadQueue = 16
 		opts.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			var d net.Dialer
 			nc, err := d.DialContext(ctx, network, addr)
