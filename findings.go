@@ -106,7 +106,7 @@ func serverFinding(k clientKey, cs []*conn) (Finding, bool) {
 	case len(distinct) > 1:
 		f.Kind, f.Severity = FindingIntervalMismatch, "warning"
 		f.Message = fmt.Sprintf("%d connections from %s, whose peers ping at %d different intervals (%s): likely several client instances in one process, each with its own keepalive",
-			len(cs), k.describe(), len(distinct), cadenceList(distinct))
+			len(cs), k.describe(), len(distinct), cadenceList(known))
 	case len(cs) >= manyConns:
 		f.Kind, f.Severity = FindingDuplicate, "info"
 		f.Message = fmt.Sprintf("%d connections from %s", len(cs), k.describe())
@@ -172,10 +172,19 @@ func (f *Finding) list(cs []*conn, interval func(*conn) time.Duration) {
 	}
 }
 
+// cadenceList says which cadences the intervals come at, and how many at
+// each: "500ms ×2, 2s ×1".
 func cadenceList(ds []time.Duration) string {
-	parts := make([]string, len(ds))
-	for i, d := range ds {
-		parts[i] = roundCadence(d).String()
+	distinct := distinctCadences(slices.Clone(ds))
+	parts := make([]string, len(distinct))
+	for i, c := range distinct {
+		n := 0
+		for _, d := range ds {
+			if sameCadence(c, d) {
+				n++
+			}
+		}
+		parts[i] = fmt.Sprintf("%v ×%d", roundCadence(c), n)
 	}
 	return strings.Join(parts, ", ")
 }
