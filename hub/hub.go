@@ -201,7 +201,10 @@ func newHub(opts *Options) *Hub {
 func (h *Hub) Node() string { return h.node }
 
 // Join adds c to room. A connection may be in several rooms; it leaves them
-// all when it ends.
+// all when it ends. The hub only writes to c: the handler may return, but
+// something must take what c receives, or c stops reading once its
+// ReadAhead is full (and no longer sees its close). Read it, serve it with
+// Go, or call c.DiscardMessages when its peer has nothing to say.
 func (h *Hub) Join(room string, c *tether.Conn) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
