@@ -9,9 +9,13 @@ import (
 // tetherAttrs collects the attributes of one slog record that diagnose
 // reads (Contract 3 of DESIGN.md), as raw bytes.
 type tetherAttrs struct {
-	time, msg, conn, role, remote, url []byte
-	dur                                []byte // interval, rtt or timeout
-	durIsNanos                         bool   // JSON: integer nanoseconds; text: a Go duration
+	time, msg, conn, role, remote, local, url []byte
+	payload                                   []byte // a received ping's, as hex
+	// dur is the record's one duration: a ping's interval, a pong's rtt, a
+	// timeout's timeout, an open's ping_interval or a received ping's since
+	// (the time since the peer's previous ping).
+	dur        []byte
+	durIsNanos bool // JSON: integer nanoseconds; text: a Go duration
 }
 
 func (a *tetherAttrs) set(key, val []byte) {
@@ -26,9 +30,13 @@ func (a *tetherAttrs) set(key, val []byte) {
 		a.role = val
 	case "remote":
 		a.remote = val
+	case "local":
+		a.local = val
+	case "payload":
+		a.payload = val
 	case "url", "path":
 		a.url = val
-	case "interval", "rtt", "timeout":
+	case "interval", "rtt", "timeout", "ping_interval", "since":
 		a.dur = val
 	}
 }
@@ -41,8 +49,13 @@ func (p *parser) tetherRecord(a *tetherAttrs) (record, bool) {
 		r.t, r.hasTime = t, true
 	}
 	r.kind = tetherKind(a.msg)
-	if r.kind == kindPingOut || r.kind == kindPongIn {
+	switch r.kind {
+	case kindPingOut, kindPongIn:
 		r.payload = hashPayload(framePayload(a.msg[7:]))
+	case kindPeerPing:
+		if len(a.payload) > 0 {
+			r.payload = hashPayload(a.payload)
+		}
 	}
 	if len(a.conn) == 0 && r.kind == kindOther {
 		return record{kind: kindOther}, true
@@ -51,6 +64,7 @@ func (p *parser) tetherRecord(a *tetherAttrs) (record, bool) {
 	r.conn = p.in.get(a.conn)
 	r.role = p.in.get(a.role)
 	r.remote = p.in.get(a.remote)
+	r.local = p.in.get(a.local)
 	if r.kind == kindOpen {
 		r.url = p.in.get(a.url)
 	}

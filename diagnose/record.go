@@ -1,7 +1,5 @@
 package diagnose
 
-import "bytes"
-
 // kind is what a log line says about a connection's keepalive.
 type kind uint8
 
@@ -52,9 +50,10 @@ type record struct {
 	thread  string
 	role    string
 	remote  string
+	local   string // the connection's own address, when a record carries one
 	url     string // Tether's url or path attribute, or a handshake's path or host
 	payload uint64 // hash of a frame's payload as printed; 0 when none
-	dur     int64  // Tether's interval, rtt or timeout attribute in nanoseconds; -1 when absent
+	dur     int64  // Tether's duration attribute (see tetherAttrs) in nanoseconds; -1 when absent
 }
 
 // interner returns one string per distinct byte sequence, so that repeated
@@ -78,10 +77,14 @@ func (in interner) get(b []byte) string {
 
 // hashPayload hashes a frame's payload as printed ("29 0b 1d 85" or
 // "'fzWr'"); a ping and its pong print the same payload the same way.
+// Spaces are skipped, so that Tether's "received ping" payload, unspaced hex
+// ("290b1d85"), hashes as the peer's "> PING 29 0b 1d 85" frame.
 func hashPayload(p []byte) uint64 {
-	p = bytes.TrimSpace(p)
 	h := uint64(14695981039346656037)
 	for _, c := range p {
+		if c == ' ' || c == '\t' {
+			continue
+		}
 		h ^= uint64(c)
 		h *= 1099511628211
 	}
