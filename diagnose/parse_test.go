@@ -118,6 +118,26 @@ func TestPingAndPongPayloadsMatch(t *testing.T) {
 	}
 }
 
+// TestTextPayloadsHashAsHex: python-websockets prints a payload that is
+// valid UTF-8 as a str repr; Tether prints the same bytes as hex.
+func TestTextPayloadsHashAsHex(t *testing.T) {
+	tests := []struct{ frame, hex string }{
+		{`'+PbX' [text, 4 bytes]`, "2b506258"},
+		{`'ͣ\x1ca' [text, 4 bytes]`, "cda31c61"},
+		{`"it's" [text, 4 bytes]`, "69742773"},
+		{`'\'\\\n\u0363' [text, 5 bytes]`, "275c0acda3"},
+		{`'a\x' [text, 3 bytes]`, "615c78"}, // not an escape: kept as printed
+	}
+	p := newParser()
+	for _, tt := range tests {
+		frame := p.parse([]byte("2025-06-07 05:31:37,123 > PING " + tt.frame))
+		recv := p.parse([]byte(`time=2025-06-07T05:31:37.123Z level=DEBUG msg="received ping" conn=c role=server remote=r payload=` + tt.hex))
+		if frame.kind != kindPingOut || frame.payload != recv.payload {
+			t.Errorf("%s: kind %d, hash %x; %s hashes %x", tt.frame, frame.kind, frame.payload, tt.hex, recv.payload)
+		}
+	}
+}
+
 func TestParseTime(t *testing.T) {
 	for _, s := range []string{"2025-06-07 05:31:37,123", "2025-06-07 05:31:37.123", "2025-06-07T05:31:37.123Z",
 		"2025-06-07T07:31:37.123+02:00", "2025-06-07T05:31:37.123000000Z"} {

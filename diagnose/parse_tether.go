@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"bytes"
+	"math"
 	"strconv"
 	"time"
 )
@@ -69,17 +70,88 @@ func (p *parser) tetherRecord(a *tetherAttrs) (record, bool) {
 		r.url = p.in.get(a.url)
 	}
 	if len(a.dur) > 0 {
-		if a.durIsNanos {
-			if n, err := strconv.ParseInt(string(a.dur), 10, 64); err == nil {
-				r.dur = n
-			} else if f, err := strconv.ParseFloat(string(a.dur), 64); err == nil {
-				r.dur = int64(f)
-			}
-		} else if d, err := time.ParseDuration(string(a.dur)); err == nil {
-			r.dur = int64(d)
-		}
+		r.dur = a.duration()
 	}
 	return r, true
+}
+
+// duration reads the record's duration in nanoseconds, -1 when unreadable.
+func (a *tetherAttrs) duration() int64 {
+	if a.durIsNanos {
+		if n, err := strconv.ParseInt(string(a.dur), 10, 64); err == nil {
+			return n
+		} else if f, err := strconv.ParseFloat(string(a.dur), 64); err == nil {
+			return int64(f)
+		}
+		return -1
+	}
+	if d, ok := goDuration(a.dur); ok {
+		return d
+	}
+	if d, err := time.ParseDuration(string(a.dur)); err == nil {
+		return int64(d)
+	}
+	return -1
+}
+
+// goDuration reads what time.Duration's String writes ("500.2ms", "20s",
+// "908µs", "1m0.5s") without allocating: a server's log has one on every
+// received ping. ok is false for anything else, left to time.ParseDuration.
+func goDuration(b []byte) (int64, bool) {
+	var total float64
+	for len(b) > 0 {
+		v, n := decimal(b)
+		if n == 0 {
+			return 0, false
+		}
+		b = b[n:]
+		j := 0
+		for j < len(b) && (b[j] < '0' || b[j] > '9') {
+			j++
+		}
+		var unit float64
+		switch string(b[:j]) {
+		case "ns":
+			unit = 1
+		case "µs", "μs", "us":
+			unit = 1e3
+		case "ms":
+			unit = 1e6
+		case "s":
+			unit = 1e9
+		case "m":
+			unit = 60e9
+		case "h":
+			unit = 3600e9
+		default:
+			return 0, false
+		}
+		total += v * unit
+		b = b[j:]
+	}
+	return int64(math.Round(total)), true
+}
+
+// decimal reads a number such as "500" or "500.2" at the start of b and
+// returns it and the bytes used (0 when there is none).
+func decimal(b []byte) (float64, int) {
+	var whole, frac, scale float64 = 0, 0, 1
+	i, dot := 0, false
+	for ; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c >= '0' && c <= '9' && dot:
+			scale /= 10
+			frac += float64(c-'0') * scale
+		case c >= '0' && c <= '9':
+			whole = whole*10 + float64(c-'0')
+		case c == '.' && !dot:
+			dot = true
+		default:
+			return whole + frac, i
+		}
+	}
+	return whole + frac, i
 }
 
 // tetherKind classifies a Tether record's message. Frame records (with
