@@ -73,11 +73,13 @@ type mark struct {
 	line    int32
 	ord     int32 // pings of the context before it
 	hasTime bool
-	// A peer's ping: the hash of its payload (0 when not logged), to find
-	// the other end's log of the same ping, and Tether's since attribute
-	// (-1 when absent), the exact gap since the peer's previous ping.
+	// A peer's ping: Tether's since attribute in microseconds (0 when
+	// absent), the exact gap since the peer's previous ping, and the hash of
+	// its payload (0 when not logged), to find the other end's log of the
+	// same ping. A server's log holds one mark per received ping: since
+	// fits beside hasTime, the mark takes 32 bytes.
+	since int32
 	hash  uint64
-	since int64
 }
 
 type context struct {
@@ -255,7 +257,7 @@ func (a *Analyzer) add(rec record) {
 	if rec.local != "" {
 		c.local = rec.local
 	}
-	m := mark{t: rec.t, line: a.line, ord: int32(len(c.pings)), hasTime: rec.hasTime, since: -1}
+	m := mark{t: rec.t, line: a.line, ord: int32(len(c.pings)), hasTime: rec.hasTime}
 	switch rec.kind {
 	case kindPing:
 		c.pendingIntent = c.newPing(m, 0)
@@ -296,7 +298,10 @@ func (a *Analyzer) add(rec record) {
 	case kindTimeout:
 		c.timeout(m)
 	case kindPeerPing:
-		m.hash, m.since = rec.payload, rec.dur
+		m.hash = rec.payload
+		if us := rec.dur / 1e3; us > 0 && us <= math.MaxInt32 {
+			m.since = int32(us)
+		}
 		c.peer = append(c.peer, m)
 	case kindOpen:
 		c.opened(rec, m)
