@@ -27,11 +27,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	} else {
 		fmt.Fprintf(ew, "\n%d stream%s:\n", len(r.Streams), plurals(len(r.Streams)))
 		r.writeStreams(ew)
-		r.writePairs(ew)
 	}
 	if r.Unattributed > 0 || r.UnattributedPeer > 0 {
 		fmt.Fprintf(ew, "  (%d unlabeled pings fit no stream; %d pings from peers could not be given to one)\n", r.Unattributed, r.UnattributedPeer)
 	}
+	r.writePairs(ew)
 	if len(r.Findings) == 0 {
 		fmt.Fprintln(ew, "\nNo findings: every stream pings at one interval and every ping was answered.")
 		return ew.err
