@@ -146,16 +146,27 @@ func remoteDuplicates(ss []Stream, reported map[string]bool) []Finding {
 	return fs
 }
 
-// concurrent returns the streams that lived at the same time as another.
+// concurrent returns the streams that lived at the same time as another, in
+// order of their start. Sorted by start, a stream overlaps an earlier one
+// when it starts before the latest end so far, and a later one when the
+// next starts before its end: O(n log n), for a proxy's thousands.
 func concurrent(ss []*Stream) []*Stream {
-	var out []*Stream
-	for i, a := range ss {
-		for j, b := range ss {
-			if i != j && a.start != 0 && b.start != 0 && a.start <= b.end && b.start <= a.end {
-				out = append(out, a)
-				break
-			}
+	var timed []*Stream
+	for _, s := range ss {
+		if s.start != 0 {
+			timed = append(timed, s)
 		}
+	}
+	sort.SliceStable(timed, func(i, j int) bool { return timed[i].start < timed[j].start })
+	var out []*Stream
+	var latestEnd int64
+	for i, s := range timed {
+		earlier := i > 0 && s.start <= latestEnd
+		later := i+1 < len(timed) && timed[i+1].start <= s.end
+		if earlier || later {
+			out = append(out, s)
+		}
+		latestEnd = max(latestEnd, s.end)
 	}
 	return out
 }
