@@ -73,6 +73,13 @@ type mark struct {
 	line    int32
 	ord     int32 // pings of the context before it
 	hasTime bool
+	// A peer's ping: Tether's since attribute in microseconds (0 when
+	// absent), the exact gap since the peer's previous ping, and the hash of
+	// its payload (0 when not logged), to find the other end's log of the
+	// same ping. A server's log holds one mark per received ping: since
+	// fits beside hasTime, the mark takes 32 bytes.
+	since int32
+	hash  uint64
 }
 
 type context struct {
@@ -90,6 +97,7 @@ type context struct {
 	open          []int32 // pings whose keepalive pong line has not come
 	rtts          []int64 // recent round trips, to tell whose pong an ambiguous line is
 	declared      int64   // Tether's interval attribute
+	openInterval  int64   // Tether's ping_interval in its connection open; -1 when unknown, 0 when off
 
 	peer     []mark
 	timeouts []mark // timeouts that matched no ping
@@ -98,6 +106,8 @@ type context struct {
 
 	reqPath   string
 	endpoints []string // where this context's client connections went
+	served    string   // the path a server connection was opened on
+	local     string   // the connection's own address, when its records carry one
 }
 
 // pendingFrame is a ping frame logged before its keepalive line (python-
@@ -215,7 +225,7 @@ func (a *Analyzer) context(rec *record) (int32, *context) {
 		scope = int32(len(a.scopes))
 		a.scopes[skey] = scope
 	}
-	c := &context{key: key, labeled: rec.conn != "", scope: scope, pendingIntent: -1}
+	c := &context{key: key, labeled: rec.conn != "", scope: scope, pendingIntent: -1, openInterval: -1}
 	switch {
 	case strings.HasSuffix(rec.logger, ".client"):
 		c.role = "client"
@@ -243,6 +253,9 @@ func (a *Analyzer) add(rec record) {
 	}
 	if rec.remote != "" {
 		c.remote = rec.remote
+	}
+	if rec.local != "" {
+		c.local = rec.local
 	}
 	m := mark{t: rec.t, line: a.line, ord: int32(len(c.pings)), hasTime: rec.hasTime}
 	switch rec.kind {
@@ -285,12 +298,13 @@ func (a *Analyzer) add(rec record) {
 	case kindTimeout:
 		c.timeout(m)
 	case kindPeerPing:
+		m.hash = rec.payload
+		if us := rec.dur / 1e3; us > 0 && us <= math.MaxInt32 {
+			m.since = int32(us)
+		}
 		c.peer = append(c.peer, m)
 	case kindOpen:
-		c.opens = append(c.opens, m)
-		if rec.role == "client" && rec.url != "" {
-			c.endpoints = append(c.endpoints, endpoint(rec.url))
-		}
+		c.opened(rec, m)
 	case kindClosed:
 		c.closes = append(c.closes, m)
 	case kindRequest:
@@ -303,6 +317,22 @@ func (a *Analyzer) add(rec record) {
 			c.endpoints = append(c.endpoints, rec.url+c.reqPath)
 		}
 		c.reqPath = ""
+	}
+}
+
+// opened notes a connection's open: where it goes or was opened, and
+// Tether's keepalive setting.
+func (c *context) opened(rec record, m mark) {
+	c.opens = append(c.opens, m)
+	switch {
+	case rec.url == "":
+	case rec.role == "client":
+		c.endpoints = append(c.endpoints, endpoint(rec.url))
+	case rec.role == "server":
+		c.served = rec.url
+	}
+	if rec.src == srcTether && rec.dur >= 0 {
+		c.openInterval = rec.dur
 	}
 }
 

@@ -12,7 +12,10 @@
 // are split into one stream per connection by the cadence of their pings,
 // the pairing of ping and pong payloads, the logger and the thread (see
 // link.go). Each stream gets its interval, round-trip time, unanswered pings
-// and timeouts, and the report lists findings a person can act on.
+// and timeouts, and the report lists findings a person can act on. On a
+// server's log, the pings each client sent give its cadence, compared per
+// client host; given both ends' logs, the two streams of a connection are
+// paired by their pings' payloads (peers.go, findings_server.go).
 //
 // The package is pure: it reads an io.Reader and returns a Report, which
 // writes itself as text, as JSON (Contract 4) or as an SVG timeline. It
@@ -21,8 +24,10 @@
 // The fixtures in testdata are real logs: testdata/gen runs python-websockets
 // (Debian's python3-websockets, in one process, several client connections,
 // some labeled, one peer that stops answering) and the tether CLI, and writes
-// each log with its ground truth (which connection wrote each line). To
-// regenerate them (about a minute; needs /usr/bin/python3 with websockets):
+// each log with its ground truth (which connection wrote each line);
+// testdata/gen/peers.py adds a tether serve log of three clients of one
+// process and their log. To regenerate them (about two minutes; needs
+// /usr/bin/python3 with websockets):
 //
 //	go generate ./diagnose/
 //

@@ -3,7 +3,6 @@ package diagnose
 import (
 	"fmt"
 	"math"
-	"sort"
 	"strings"
 )
 
@@ -40,15 +39,20 @@ func findings(a *Analyzer, r *Report) []Finding {
 	for i := range r.Streams {
 		add(timeoutFinding(&r.Streams[i]))
 	}
-	add(intervalMismatch(r.Streams))
+	for _, ss := range byRole(r.Streams) {
+		add(intervalMismatch(ss))
+	}
+	peerMismatches, hosts := peerIntervalMismatch(r.Streams)
+	fs = append(fs, peerMismatches...)
 	add(unlabeled(r))
 	fs = append(fs, duplicates(a, r.Streams)...)
+	fs = append(fs, remoteDuplicates(r.Streams, hosts)...)
 	for i := range r.Streams {
 		add(rttGrowing(&r.Streams[i]))
 	}
 	fs = append(fs, bunched(r.Streams)...)
 	for i := range r.Streams {
-		add(peerOnly(&r.Streams[i]))
+		add(peerOnly(&r.Streams[i], r.Streams))
 	}
 	if r.Lines.Untimed > 0 {
 		add(&Finding{Kind: KindNoTimestamps, Severity: "info",
@@ -93,45 +97,33 @@ func timeoutFinding(s *Stream) *Finding {
 			"If the peer is only slow, raise ping_timeout (python-websockets) or PingTimeout (Tether) above its worst pause."}
 }
 
-// intervalMismatch groups the streams' intervals (within 15 % of each
-// other); more than one group in one log is the report behind Tether.
-func intervalMismatch(ss []Stream) *Finding {
-	type group struct {
-		center  float64
-		streams []*Stream
-	}
-	var groups []*group
+// intervalMismatch groups the intervals of streams of one role (within 15 %
+// of each other); more than one group in one log is the report behind
+// Tether. A server's own keepalive is never compared with its clients'.
+func intervalMismatch(ss []*Stream) *Finding {
 	var timed []*Stream
-	for i := range ss {
-		if ss[i].Interval != nil && ss[i].Pings >= 2 {
-			timed = append(timed, &ss[i])
+	for _, s := range ss {
+		if s.Interval != nil && s.Pings >= 2 {
+			timed = append(timed, s)
 		}
 	}
-	sort.SliceStable(timed, func(i, j int) bool { return timed[i].Interval.Median > timed[j].Interval.Median })
-	for _, s := range timed {
-		v := s.Interval.Median
-		var g *group
-		for _, cand := range groups {
-			if math.Abs(v-cand.center) <= 0.15*cand.center {
-				g = cand
-			}
-		}
-		if g == nil {
-			g = &group{center: v}
-			groups = append(groups, g)
-		}
-		g.streams = append(g.streams, s)
-	}
+	groups := intervalGroups(timed, func(s *Stream) float64 { return s.Interval.Median })
 	if len(groups) < 2 {
 		return nil
 	}
 	var desc []string
 	var all []*Stream
 	for _, g := range groups {
-		desc = append(desc, fmt.Sprintf("%s (%s)", seconds(g.center), names(g.streams)))
-		all = append(all, g.streams...)
+		desc = append(desc, fmt.Sprintf("%s (%s)", seconds(g[0].Interval.Median), names(g)))
+		all = append(all, g...)
 	}
 	conns, nm := ids(all...)
+	if all[0].Role == "server" {
+		return &Finding{Kind: KindIntervalMismatch, Severity: "warning", Conns: conns, Streams: nm,
+			Message: fmt.Sprintf("%d keepalive intervals among the server connections of one log: %s. A server pings every connection at the interval its configuration sets; several intervals are several configurations, or several servers logging to one file.",
+				len(groups), strings.Join(desc, ", ")),
+			Advice: "Check which listener or endpoint sets which PingInterval (Tether) or ping_interval (python-websockets), and whether several server processes write this log."}
+	}
 	return &Finding{Kind: KindIntervalMismatch, Severity: "warning", Conns: conns, Streams: nm,
 		Message: fmt.Sprintf("%d keepalive intervals in one log: %s. A connection pings at one interval; several intervals are several connections, possibly from different client instances logging to the same logger.",
 			len(groups), strings.Join(desc, ", ")),
@@ -301,8 +293,8 @@ func closeShare(a, b []int64, window int64) float64 {
 	return float64(n) / float64(len(a))
 }
 
-func peerOnly(s *Stream) *Finding {
-	if s.Pings > 0 || s.PeerPings == 0 {
+func peerOnly(s *Stream, all []Stream) *Finding {
+	if s.Pings > 0 || s.PeerPings == 0 || keepaliveMaybeOn(s, all) {
 		return nil
 	}
 	conns, nm := ids(s)

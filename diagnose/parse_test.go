@@ -63,7 +63,15 @@ func TestParseLine(t *testing.T) {
 		{"tether json timeout", `{"time":"2025-06-07T05:31:37.123Z","level":"WARN","msg":"timed out waiting for keepalive pong","conn":"c1","role":"client","remote":"r","timeout":20000000000,"grp":{"a":"}"}}`,
 			record{kind: kindTimeout, src: srcTether, t: ts("2025-06-07 05:31:37.123"), hasTime: true, conn: "c1", role: "client", remote: "r", dur: int64(20 * time.Second)}},
 		{"tether open", `time=2025-06-07T05:31:37.123Z level=INFO msg="connection open" conn=c2 role=client remote=r url=ws://h:1/echo subprotocol="" ping_interval=5s ping_timeout=20s`,
-			record{kind: kindOpen, src: srcTether, t: ts("2025-06-07 05:31:37.123"), hasTime: true, conn: "c2", role: "client", remote: "r", url: "ws://h:1/echo", dur: -1}},
+			record{kind: kindOpen, src: srcTether, t: ts("2025-06-07 05:31:37.123"), hasTime: true, conn: "c2", role: "client", remote: "r", url: "ws://h:1/echo", dur: int64(5 * time.Second)}},
+		{"tether open keepalive off, with local", `{"time":"2025-06-07T05:31:37.123Z","msg":"connection open","conn":"c2","role":"client","remote":"10.0.0.5:443","local":"10.0.0.9:50412","url":"wss://h/echo","ping_interval":0}`,
+			record{kind: kindOpen, src: srcTether, t: ts("2025-06-07 05:31:37.123"), hasTime: true, conn: "c2", role: "client", remote: "10.0.0.5:443", local: "10.0.0.9:50412", url: "wss://h/echo", dur: 0}},
+		{"tether received ping", `time=2025-06-07T05:31:37.123Z level=DEBUG msg="received ping" conn=c3 role=server remote=127.0.0.1:53412 payload=c6a835bd since=500.2ms`,
+			record{kind: kindPeerPing, src: srcTether, t: ts("2025-06-07 05:31:37.123"), hasTime: true, conn: "c3", role: "server", remote: "127.0.0.1:53412", payload: 1, dur: int64(500200 * time.Microsecond)}},
+		{"tether received ping, spaced payload, first", `time=2025-06-07T05:31:37.123Z level=DEBUG msg="received ping" conn=c3 role=server remote=127.0.0.1:53412 payload="c6 a8 35 bd"`,
+			record{kind: kindPeerPing, src: srcTether, t: ts("2025-06-07 05:31:37.123"), hasTime: true, conn: "c3", role: "server", remote: "127.0.0.1:53412", payload: 1, dur: -1}},
+		{"tether json received ping", `{"time":"2025-06-07T05:31:37.123Z","level":"DEBUG","msg":"received ping","conn":"c3","role":"server","remote":"127.0.0.1:53412","payload":"c6a835bd","since":500200000}`,
+			record{kind: kindPeerPing, src: srcTether, t: ts("2025-06-07 05:31:37.123"), hasTime: true, conn: "c3", role: "server", remote: "127.0.0.1:53412", payload: 1, dur: int64(500200 * time.Microsecond)}},
 		{"generic slog line", `time=2025-06-07T05:31:37.123Z level=INFO msg="shutting down"`, record{kind: kindOther}},
 		// Not ours
 		{"junk", "Traceback (most recent call last):", record{}},
@@ -97,6 +105,36 @@ func TestPingAndPongPayloadsMatch(t *testing.T) {
 	other := p.parse([]byte("< PONG 29 0b 1d 86 [binary, 4 bytes]"))
 	if ping.payload != pong.payload || ping.payload == other.payload {
 		t.Fatalf("payload hashes %x %x %x", ping.payload, pong.payload, other.payload)
+	}
+	// The other end's record of the same ping: Tether's received ping, in
+	// its unspaced and its earlier spaced form.
+	for _, line := range []string{
+		`time=2025-06-07T05:31:37.123Z level=DEBUG msg="received ping" conn=c role=server remote=r payload=290b1d85 since=1s`,
+		`time=2025-06-07T05:31:37.123Z level=DEBUG msg="received ping" conn=c role=server remote=r payload="29 0b 1d 85"`,
+	} {
+		if got := p.parse([]byte(line)); got.payload != ping.payload {
+			t.Errorf("%s: payload hash %x, the ping frame's %x", line, got.payload, ping.payload)
+		}
+	}
+}
+
+// TestTextPayloadsHashAsHex: python-websockets prints a payload that is
+// valid UTF-8 as a str repr; Tether prints the same bytes as hex.
+func TestTextPayloadsHashAsHex(t *testing.T) {
+	tests := []struct{ frame, hex string }{
+		{`'+PbX' [text, 4 bytes]`, "2b506258"},
+		{`'ͣ\x1ca' [text, 4 bytes]`, "cda31c61"},
+		{`"it's" [text, 4 bytes]`, "69742773"},
+		{`'\'\\\n\u0363' [text, 5 bytes]`, "275c0acda3"},
+		{`'a\x' [text, 3 bytes]`, "615c78"}, // not an escape: kept as printed
+	}
+	p := newParser()
+	for _, tt := range tests {
+		frame := p.parse([]byte("2025-06-07 05:31:37,123 > PING " + tt.frame))
+		recv := p.parse([]byte(`time=2025-06-07T05:31:37.123Z level=DEBUG msg="received ping" conn=c role=server remote=r payload=` + tt.hex))
+		if frame.kind != kindPingOut || frame.payload != recv.payload {
+			t.Errorf("%s: kind %d, hash %x; %s hashes %x", tt.frame, frame.kind, frame.payload, tt.hex, recv.payload)
+		}
 	}
 }
 

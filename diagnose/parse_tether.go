@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"bytes"
+	"math"
 	"strconv"
 	"time"
 )
@@ -9,9 +10,13 @@ import (
 // tetherAttrs collects the attributes of one slog record that diagnose
 // reads (Contract 3 of DESIGN.md), as raw bytes.
 type tetherAttrs struct {
-	time, msg, conn, role, remote, url []byte
-	dur                                []byte // interval, rtt or timeout
-	durIsNanos                         bool   // JSON: integer nanoseconds; text: a Go duration
+	time, msg, conn, role, remote, local, url []byte
+	payload                                   []byte // a received ping's, as hex
+	// dur is the record's one duration: a ping's interval, a pong's rtt, a
+	// timeout's timeout, an open's ping_interval or a received ping's since
+	// (the time since the peer's previous ping).
+	dur        []byte
+	durIsNanos bool // JSON: integer nanoseconds; text: a Go duration
 }
 
 func (a *tetherAttrs) set(key, val []byte) {
@@ -26,9 +31,13 @@ func (a *tetherAttrs) set(key, val []byte) {
 		a.role = val
 	case "remote":
 		a.remote = val
+	case "local":
+		a.local = val
+	case "payload":
+		a.payload = val
 	case "url", "path":
 		a.url = val
-	case "interval", "rtt", "timeout":
+	case "interval", "rtt", "timeout", "ping_interval", "since":
 		a.dur = val
 	}
 }
@@ -41,8 +50,13 @@ func (p *parser) tetherRecord(a *tetherAttrs) (record, bool) {
 		r.t, r.hasTime = t, true
 	}
 	r.kind = tetherKind(a.msg)
-	if r.kind == kindPingOut || r.kind == kindPongIn {
+	switch r.kind {
+	case kindPingOut, kindPongIn:
 		r.payload = hashPayload(framePayload(a.msg[7:]))
+	case kindPeerPing:
+		if len(a.payload) > 0 {
+			r.payload = hashPayload(a.payload)
+		}
 	}
 	if len(a.conn) == 0 && r.kind == kindOther {
 		return record{kind: kindOther}, true
@@ -51,21 +65,93 @@ func (p *parser) tetherRecord(a *tetherAttrs) (record, bool) {
 	r.conn = p.in.get(a.conn)
 	r.role = p.in.get(a.role)
 	r.remote = p.in.get(a.remote)
+	r.local = p.in.get(a.local)
 	if r.kind == kindOpen {
 		r.url = p.in.get(a.url)
 	}
 	if len(a.dur) > 0 {
-		if a.durIsNanos {
-			if n, err := strconv.ParseInt(string(a.dur), 10, 64); err == nil {
-				r.dur = n
-			} else if f, err := strconv.ParseFloat(string(a.dur), 64); err == nil {
-				r.dur = int64(f)
-			}
-		} else if d, err := time.ParseDuration(string(a.dur)); err == nil {
-			r.dur = int64(d)
-		}
+		r.dur = a.duration()
 	}
 	return r, true
+}
+
+// duration reads the record's duration in nanoseconds, -1 when unreadable.
+func (a *tetherAttrs) duration() int64 {
+	if a.durIsNanos {
+		if n, err := strconv.ParseInt(string(a.dur), 10, 64); err == nil {
+			return n
+		} else if f, err := strconv.ParseFloat(string(a.dur), 64); err == nil {
+			return int64(f)
+		}
+		return -1
+	}
+	if d, ok := goDuration(a.dur); ok {
+		return d
+	}
+	if d, err := time.ParseDuration(string(a.dur)); err == nil {
+		return int64(d)
+	}
+	return -1
+}
+
+// goDuration reads what time.Duration's String writes ("500.2ms", "20s",
+// "908µs", "1m0.5s") without allocating: a server's log has one on every
+// received ping. ok is false for anything else, left to time.ParseDuration.
+func goDuration(b []byte) (int64, bool) {
+	var total float64
+	for len(b) > 0 {
+		v, n := decimal(b)
+		if n == 0 {
+			return 0, false
+		}
+		b = b[n:]
+		j := 0
+		for j < len(b) && (b[j] < '0' || b[j] > '9') {
+			j++
+		}
+		var unit float64
+		switch string(b[:j]) {
+		case "ns":
+			unit = 1
+		case "µs", "μs", "us":
+			unit = 1e3
+		case "ms":
+			unit = 1e6
+		case "s":
+			unit = 1e9
+		case "m":
+			unit = 60e9
+		case "h":
+			unit = 3600e9
+		default:
+			return 0, false
+		}
+		total += v * unit
+		b = b[j:]
+	}
+	return int64(math.Round(total)), true
+}
+
+// decimal reads a number such as "500" or "500.2" at the start of b and
+// returns it and the bytes used (0 when there is none).
+func decimal(b []byte) (float64, int) {
+	var whole, frac, scale float64 = 0, 0, 1
+	i, dot := 0, false
+	for ; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c >= '0' && c <= '9' && dot:
+			scale /= 10
+			frac += float64(c-'0') * scale
+		case c >= '0' && c <= '9':
+			whole = whole*10 + float64(c-'0')
+		case c == '.' && !dot:
+			dot = true
+		default:
+			return whole + frac, i
+		}
+	}
+	return whole + frac, i
 }
 
 // tetherKind classifies a Tether record's message. Frame records (with

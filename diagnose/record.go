@@ -1,6 +1,11 @@
 package diagnose
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/hex"
+	"strconv"
+	"unicode/utf8"
+)
 
 // kind is what a log line says about a connection's keepalive.
 type kind uint8
@@ -52,9 +57,10 @@ type record struct {
 	thread  string
 	role    string
 	remote  string
+	local   string // the connection's own address, when a record carries one
 	url     string // Tether's url or path attribute, or a handshake's path or host
 	payload uint64 // hash of a frame's payload as printed; 0 when none
-	dur     int64  // Tether's interval, rtt or timeout attribute in nanoseconds; -1 when absent
+	dur     int64  // Tether's duration attribute (see tetherAttrs) in nanoseconds; -1 when absent
 }
 
 // interner returns one string per distinct byte sequence, so that repeated
@@ -76,17 +82,73 @@ func (in interner) get(b []byte) string {
 	return s
 }
 
-// hashPayload hashes a frame's payload as printed ("29 0b 1d 85" or
-// "'fzWr'"); a ping and its pong print the same payload the same way.
+// hashPayload hashes a frame's payload as printed: hex ("29 0b 1d 85"), or
+// python-websockets' repr of a payload that is valid UTF-8 ("'fzWr'"). A
+// ping and its pong print the same payload the same way; the other end of
+// the connection may not (Tether's "received ping" prints hex, spaced or
+// not), so the hash is of the bytes' hex digits, spaces skipped.
 func hashPayload(p []byte) uint64 {
 	p = bytes.TrimSpace(p)
-	h := uint64(14695981039346656037)
-	for _, c := range p {
+	if len(p) >= 2 && (p[0] == '\'' || p[0] == '"') && p[len(p)-1] == p[0] {
+		return hashText(p[1 : len(p)-1])
+	}
+	return finish(fnv(fnvOffset, p))
+}
+
+const fnvOffset = uint64(14695981039346656037)
+
+// fnv folds hex digits into h, skipping spaces.
+func fnv(h uint64, digits []byte) uint64 {
+	for _, c := range digits {
+		if c == ' ' || c == '\t' {
+			continue
+		}
 		h ^= uint64(c)
 		h *= 1099511628211
 	}
+	return h
+}
+
+// hashText hashes the bytes of a Python str repr's body (quotes removed) as
+// hashPayload hashes their hex: escapes (\x1c, \n, \u0363) are decoded to
+// UTF-8, other characters are the log's UTF-8 already.
+func hashText(body []byte) uint64 {
+	var raw []byte
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if c != '\\' || i+1 == len(body) {
+			raw = append(raw, c)
+			continue
+		}
+		i++
+		switch e := body[i]; e {
+		case 'n':
+			raw = append(raw, '\n')
+		case 'r':
+			raw = append(raw, '\r')
+		case 't':
+			raw = append(raw, '\t')
+		case 'x', 'u', 'U':
+			n := map[byte]int{'x': 2, 'u': 4, 'U': 8}[e]
+			v, err := strconv.ParseUint(string(body[i+1:min(i+1+n, len(body))]), 16, 32)
+			switch {
+			case err != nil || i+n >= len(body):
+				raw = append(raw, '\\', e) // not an escape after all
+			case e == 'x':
+				raw, i = append(raw, byte(v)), i+n
+			default:
+				raw, i = utf8.AppendRune(raw, rune(v)), i+n
+			}
+		default: // \\, \', \"
+			raw = append(raw, e)
+		}
+	}
+	return finish(fnv(fnvOffset, []byte(hex.EncodeToString(raw))))
+}
+
+func finish(h uint64) uint64 {
 	if h == 0 {
-		h = 1
+		return 1
 	}
 	return h
 }

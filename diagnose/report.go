@@ -42,7 +42,14 @@ type Stream struct {
 	Thread     string   `json:"thread,omitempty"`
 	Remote     string   `json:"remote,omitempty"`
 	Endpoint   string   `json:"endpoint,omitempty"`
-	Declared   *float64 `json:"declared_interval_s,omitempty"` // Tether's interval attribute
+	Declared   *float64 `json:"declared_interval_s,omitempty"` // Tether's interval attribute, or its open's ping_interval
+
+	// PeerInterval is the gaps between the peer's pings (null with fewer
+	// than two, or without times): on a server's log, each client's
+	// cadence.
+	PeerInterval *IntervalStats `json:"peer_interval_s"`
+	Local        string         `json:"local,omitempty"` // the connection's own address, when logged
+	Peer         *PeerLink      `json:"peer"`            // the other end's stream, when the logs hold both
 
 	marks     []Mark
 	pingLines []int32
@@ -50,6 +57,10 @@ type Stream struct {
 	pingTimes []int64
 	firstLine int32
 	ctx       int
+
+	start, end   int64    // the stream's first and last event, open and close included; 0 without times
+	sent, recv   []uint64 // payload hashes of its own pings and of the peer's
+	keepaliveOff bool     // its connection open said ping_interval=0
 }
 
 // IntervalStats are the gaps between a stream's pings, in seconds.
@@ -117,6 +128,7 @@ func (a *Analyzer) Report() *Report {
 			rep.timed = true
 		}
 	}
+	pairEnds(rep.Streams)
 	rep.Findings = findings(a, rep)
 	return rep
 }
@@ -131,13 +143,7 @@ func (a *Analyzer) streams(c *context, rep *Report) []Stream {
 		}
 		s := c.stream(all, c.peer)
 		s.Labeled, s.Conn = true, c.key.conn
-		if len(c.endpoints) > 0 {
-			s.Endpoint = c.endpoints[0]
-		}
-		if c.declared > 0 {
-			d := round(float64(c.declared)/1e9, 3)
-			s.Declared = &d
-		}
+		c.labeledFacts(&s)
 		return []Stream{s}
 	}
 	timed := len(c.pings) > 0 && c.untimed == 0
@@ -203,6 +209,38 @@ func lastPingLine(s *Stream) int32 {
 	return s.pingLines[len(s.pingLines)-1]
 }
 
+// labeledFacts adds to a labeled connection's stream what its records say
+// of the whole connection: where it went, its keepalive setting, its life.
+func (c *context) labeledFacts(s *Stream) {
+	switch {
+	case len(c.endpoints) > 0:
+		s.Endpoint = c.endpoints[0]
+	case c.served != "":
+		s.Endpoint = c.served
+	}
+	s.Local = c.local
+	declared := c.declared
+	if declared <= 0 {
+		declared = c.openInterval
+	}
+	if declared > 0 {
+		d := round(float64(declared)/1e9, 3)
+		s.Declared = &d
+	}
+	s.keepaliveOff = c.openInterval == 0
+	for _, ms := range [][]mark{c.opens, c.closes} {
+		for _, m := range ms {
+			switch {
+			case !m.hasTime:
+			case s.start == 0:
+				s.start, s.end = m.t, m.t
+			default:
+				s.start, s.end = min(s.start, m.t), max(s.end, m.t)
+			}
+		}
+	}
+}
+
 // linkMarks splits marks (the peer's pings) by cadence when they have times.
 func linkMarks(ms []mark, timed bool) [][]int {
 	all := make([]int, len(ms))
@@ -236,6 +274,10 @@ func at(t int64, line int32, hasTime bool) int64 {
 func (c *context) stream(idx []int, peer []mark) Stream {
 	s := Stream{Source: c.key.src.String(), Role: c.role, Logger: c.key.logger, Thread: c.key.thread,
 		Remote: c.remote, PeerPings: len(peer), firstLine: math.MaxInt32}
+	s.marks = make([]Mark, 0, 2*len(idx)+len(peer)) // a server's log: a million peer pings
+	if len(peer) > 0 && peer[0].hash != 0 {
+		s.recv = make([]uint64, 0, len(peer))
+	}
 	var first, last int64
 	timed := true
 	seen := func(t int64, line int32, hasTime bool) {
@@ -263,6 +305,9 @@ func (c *context) stream(idx []int, peer []mark) Stream {
 			gaps = append(gaps, float64(p.t-prev)/1e9)
 		}
 		prev = p.t
+		if p.hash != 0 {
+			s.sent = append(s.sent, p.hash)
+		}
 		switch {
 		case p.pong:
 			s.Pongs++
@@ -289,7 +334,11 @@ func (c *context) stream(idx []int, peer []mark) Stream {
 	for _, m := range peer {
 		seen(m.t, m.line, m.hasTime)
 		s.marks = append(s.marks, Mark{At: at(m.t, m.line, m.hasTime), Kind: MarkPeerPing})
+		if m.hash != 0 {
+			s.recv = append(s.recv, m.hash)
+		}
 	}
+	s.PeerInterval = peerInterval(peer)
 	sort.SliceStable(s.marks, func(i, j int) bool { return s.marks[i].At < s.marks[j].At })
 	s.rtts = rtts
 	if timed && len(gaps) > 0 {
@@ -301,6 +350,7 @@ func (c *context) stream(idx []int, peer []mark) Stream {
 	if timed && first != 0 {
 		f, l := stamp(first), stamp(last)
 		s.First, s.Last = &f, &l
+		s.start, s.end = first, last
 	}
 	return s
 }

@@ -26,18 +26,12 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintln(ew, "\nNo keepalive traffic found: diagnose reads Tether's records and python-websockets' debug lines (enable DEBUG for the \"websockets\" logger).")
 	} else {
 		fmt.Fprintf(ew, "\n%d stream%s:\n", len(r.Streams), plurals(len(r.Streams)))
-		tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  STREAM\tSOURCE\tROLE\tPINGS\tPONGS\tTIMEOUTS\tINTERVAL\tRTT\tWHERE")
-		for i := range r.Streams {
-			s := &r.Streams[i]
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", s.Name, s.Source, dash(s.Role),
-				s.Pings, s.Pongs, s.Timeouts, intervalText(s), rttText(s), whereText(s))
-		}
-		tw.Flush()
+		r.writeStreams(ew)
 	}
 	if r.Unattributed > 0 || r.UnattributedPeer > 0 {
 		fmt.Fprintf(ew, "  (%d unlabeled pings fit no stream; %d pings from peers could not be given to one)\n", r.Unattributed, r.UnattributedPeer)
 	}
+	r.writePairs(ew)
 	if len(r.Findings) == 0 {
 		fmt.Fprintln(ew, "\nNo findings: every stream pings at one interval and every ping was answered.")
 		return ew.err
@@ -51,6 +45,79 @@ func (r *Report) WriteText(w io.Writer) error {
 	return ew.err
 }
 
+// writeStreams writes one row per stream; the peers' pings get columns of
+// their own when any stream has some (a server's log: its clients' cadence).
+func (r *Report) writeStreams(w io.Writer) {
+	peers := false
+	for i := range r.Streams {
+		peers = peers || r.Streams[i].PeerPings > 0
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	head := "  STREAM\tSOURCE\tROLE\tPINGS\tPONGS\tTIMEOUTS\tINTERVAL\tRTT"
+	if peers {
+		head += "\tPEER PINGS\tPEER INTERVAL"
+	}
+	fmt.Fprintln(tw, head+"\tWHERE")
+	for i := range r.Streams {
+		s := &r.Streams[i]
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\t%s\t%s", s.Name, s.Source, dash(s.Role),
+			s.Pings, s.Pongs, s.Timeouts, intervalText(s), rttText(s))
+		if peers {
+			fmt.Fprintf(tw, "\t%d\t%s", s.PeerPings, statsText(s.PeerInterval))
+		}
+		fmt.Fprintf(tw, "\t%s\n", whereText(s, !peers))
+	}
+	tw.Flush()
+}
+
+// writePairs lists the connections whose two ends are both in the logs.
+func (r *Report) writePairs(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	n := 0
+	for i := range r.Streams {
+		s := &r.Streams[i]
+		if s.Peer == nil || s.Peer.Name < s.Name {
+			continue // each pair once
+		}
+		if n == 0 {
+			fmt.Fprintln(tw, "\nBoth ends in these logs:")
+		}
+		n++
+		how := "by their addresses"
+		if s.Peer.By == "payloads" {
+			how = fmt.Sprintf("%d ping%s logged at both ends", s.Peer.Matches, plurals(s.Peer.Matches))
+		}
+		other := r.Streams[streamIndex(r, s.Peer.Name)]
+		fmt.Fprintf(tw, "  %s (%s)\t<->\t%s (%s)\t%s\n", s.Name, endText(s), other.Name, endText(&other), how)
+	}
+	tw.Flush()
+}
+
+// endText is a stream's side of a pair: its role, and its address.
+func endText(s *Stream) string {
+	t := dash(s.Role)
+	if s.Role == "server" && s.Remote != "" {
+		t += ", from " + s.Remote
+	}
+	return t
+}
+
+func streamIndex(r *Report, name string) int {
+	for i := range r.Streams {
+		if r.Streams[i].Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func statsText(iv *IntervalStats) string {
+	if iv == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.3fs (%.3f-%.3f)", iv.Median, iv.Min, iv.Max)
+}
+
 func intervalText(s *Stream) string {
 	if s.Interval == nil {
 		if s.Pings > 0 && s.First == nil {
@@ -59,7 +126,7 @@ func intervalText(s *Stream) string {
 		return "-"
 	}
 	iv := s.Interval
-	t := fmt.Sprintf("%.3fs (%.3f-%.3f)", iv.Median, iv.Min, iv.Max)
+	t := statsText(iv)
 	if s.Declared != nil && *s.Declared > 0 && (iv.Median > *s.Declared*1.15 || iv.Median < *s.Declared*0.85) {
 		t += fmt.Sprintf(" set %gs", *s.Declared)
 	}
@@ -73,11 +140,16 @@ func rttText(s *Stream) string {
 	return millis(s.RTT.Median) + " / " + millis(s.RTT.Max)
 }
 
-func whereText(s *Stream) string {
+// whereText says where a stream's connection went (a server's: where from,
+// to which path), its logger and thread, and what else the row lacks.
+func whereText(s *Stream, peerPings bool) string {
 	var parts []string
-	if s.Endpoint != "" {
+	switch {
+	case s.Role == "server" && s.Remote != "" && s.Endpoint != "":
+		parts = append(parts, "from "+s.Remote+" to "+s.Endpoint)
+	case s.Endpoint != "":
 		parts = append(parts, s.Endpoint)
-	} else if s.Remote != "" {
+	case s.Remote != "":
 		parts = append(parts, s.Remote)
 	}
 	if s.Logger != "" {
@@ -86,7 +158,7 @@ func whereText(s *Stream) string {
 	if s.Thread != "" && s.Thread != "MainThread" {
 		parts = append(parts, "thread "+s.Thread)
 	}
-	if s.PeerPings > 0 {
+	if peerPings && s.PeerPings > 0 {
 		parts = append(parts, fmt.Sprintf("%d peer pings", s.PeerPings))
 	}
 	if s.Unanswered > 0 {

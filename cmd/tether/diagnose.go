@@ -22,7 +22,9 @@ func diagnoseCmd() *cobra.Command {
 		Short: "Tell which keepalive line belongs to which connection, and what is wrong",
 		Long: "diagnose reads Tether's logs and python-websockets' debug logs (standard input when no FILE is\n" +
 			"given), groups the keepalive lines into one stream per connection, even lines that carry no\n" +
-			"connection ID, and reports each stream's interval and round trip, then what is wrong.",
+			"connection ID, and reports each stream's interval and round trip, then what is wrong. On a\n" +
+			"server's log it measures each client's ping cadence; given both ends' logs (server.log\n" +
+			"clients.log), it pairs the two streams of each connection.",
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, files []string) error {
 			return runDiagnose(diagnoseRun{

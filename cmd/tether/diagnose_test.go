@@ -231,3 +231,74 @@ func TestDiagnoseOwnLogs(t *testing.T) {
 		t.Errorf("no interval-mismatch: %s", out)
 	}
 }
+
+// TestDiagnoseServerLog runs diagnose on `tether serve`'s log of three
+// clients of one process on 127.0.0.1 pinging every 2 s, 0.5 s and 0.5 s,
+// and two other hosts at 20 s: the peers' cadence in the table, one
+// interval-mismatch for 127.0.0.1 and nothing for the others.
+func TestDiagnoseServerLog(t *testing.T) {
+	out := runDiag(t, diagnoseRun{files: []string{fixtures + "tether-serve-peers-since.log"}})
+	for _, want := range []string{"PEER PINGS", "PEER INTERVAL", "from 127.0.0.1:", "1 finding:", "WARNING interval-mismatch",
+		"3 connections from 127.0.0.1 to /echo, open at the same time, ping at 2.0 s"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	at := strings.Index(out, "finding:")
+	if at < 0 {
+		t.Fatalf("no findings:\n%s", out)
+	}
+	findings := out[at:]
+	for _, unwanted := range []string{"peer-pings-only", "127.0.0.2", "127.0.0.3"} {
+		if strings.Contains(findings, unwanted) {
+			t.Errorf("findings mention %s:\n%s", unwanted, findings)
+		}
+	}
+}
+
+// TestDiagnoseBothEnds gives diagnose the server's log and the clients'
+// log: every client stream and its server connection name each other.
+func TestDiagnoseBothEnds(t *testing.T) {
+	files := []string{fixtures + "tether-serve-peers.log", fixtures + "peers-clients.log"}
+	var rep struct {
+		Streams []struct {
+			Name         string          `json:"name"`
+			Role         string          `json:"role"`
+			PeerInterval json.RawMessage `json:"peer_interval_s"`
+			Peer         *struct {
+				Name    string `json:"name"`
+				By      string `json:"by"`
+				Matches int    `json:"matches"`
+			} `json:"peer"`
+		} `json:"streams"`
+	}
+	if err := json.Unmarshal([]byte(runDiag(t, diagnoseRun{files: files, json: true})), &rep); err != nil {
+		t.Fatal(err)
+	}
+	peers := map[string]string{}
+	for _, s := range rep.Streams {
+		if s.PeerInterval == nil {
+			t.Errorf("%s: no peer_interval_s field", s.Name)
+		}
+		if s.Peer != nil {
+			peers[s.Name] = s.Peer.Name
+			if s.Peer.By != "payloads" || s.Peer.Matches < 2 {
+				t.Errorf("%s paired with %s by %s (%d)", s.Name, s.Peer.Name, s.Peer.By, s.Peer.Matches)
+			}
+		} else if s.Role == "client" {
+			t.Errorf("client stream %s has no peer", s.Name)
+		}
+	}
+	if len(peers) != 6 {
+		t.Errorf("%d paired streams, want 3 pairs: %v", len(peers), peers)
+	}
+	for a, b := range peers {
+		if peers[b] != a {
+			t.Errorf("%s -> %s -> %s", a, b, peers[b])
+		}
+	}
+	text := runDiag(t, diagnoseRun{files: files})
+	if !strings.Contains(text, "Both ends in these logs:") || strings.Count(text, "<->") != 3 {
+		t.Errorf("text lacks the 3 pairs:\n%s", text)
+	}
+}

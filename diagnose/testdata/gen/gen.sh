@@ -1,7 +1,7 @@
 #!/bin/sh
 # Regenerates diagnose's fixtures in diagnose/testdata (see diagnose/doc.go):
 #   go generate ./diagnose/      (or: sh diagnose/testdata/gen/gen.sh)
-# Needs Debian's python3-websockets (/usr/bin/python3) and takes about a minute.
+# Needs Debian's python3-websockets (/usr/bin/python3) and takes about two minutes.
 # Tether's own logs come from the CLI: `tether serve` and two `tether connect`
 # with different intervals, logging to one file as one program would.
 set -eu
@@ -50,3 +50,8 @@ echo "tether-clients.log: $(wc -l <"$out/tether-clients.log") lines" >&2
 
 # python-websockets, and the mixed file.
 /usr/bin/python3 "$here/gen.py" "$out" --tether "$tmp/tether" "$@"
+
+# A Tether server's log of its peers' pings (three clients of one python
+# process at 2 s, 0.5 s and 0.5 s, two other hosts at 20 s) and the clients'
+# log: the report seen from the server, and both ends of each connection.
+/usr/bin/python3 "$here/peers.py" "$out" --tether "$tmp/tether"
