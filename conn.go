@@ -155,7 +155,7 @@ func (c *conn) logOpen() {
 	if c.role == wire.Client {
 		where = "url"
 	}
-	c.log.Info("connection open", where, c.path, "subprotocol", c.subprotocol,
+	c.log.Info("connection open", where, c.path, "local", c.addrs().local, "subprotocol", c.subprotocol,
 		"ping_interval", c.pingIntervalOrZero(), "ping_timeout", c.pingTimeoutOrZero())
 }
 
