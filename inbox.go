@@ -22,6 +22,13 @@ type inbox struct {
 
 	ready chan struct{} // a message came: wakes a waiting Read
 	room  chan struct{} // a message was taken: wakes the stalled read loop
+
+	// starved says a reader found the queue empty since the last push:
+	// the application has taken every message and come back for more.
+	// hold, while the read loop keeps an end back (inOrder), is closed
+	// when that happens.
+	starved bool
+	hold    chan struct{}
 }
 
 func newInbox() *inbox {
@@ -54,6 +61,7 @@ func (q *inbox) push(m message, full func(int, int64) bool, keep bool) bool {
 	}
 	q.q = append(q.q, m)
 	q.bytes += int64(len(m.p)) + msgOverhead
+	q.starved = false
 	q.mu.Unlock()
 	signal(q.ready)
 	return true
@@ -63,6 +71,8 @@ func (q *inbox) push(m message, full func(int, int64) bool, keep bool) bool {
 func (q *inbox) take() (message, bool) {
 	q.mu.Lock()
 	if q.head == len(q.q) {
+		q.starved = true
+		q.releaseLocked()
 		q.mu.Unlock()
 		return message{}, false
 	}
@@ -86,6 +96,34 @@ func (q *inbox) take() (message, bool) {
 		signal(q.ready) // another Read may be waiting too
 	}
 	return m, true
+}
+
+// holdEnd returns a channel closed once the application has taken every
+// waiting message and come back for more, or nil if it already has.
+func (q *inbox) holdEnd() <-chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.starved && q.head == len(q.q) {
+		return nil
+	}
+	if q.hold == nil {
+		q.hold = make(chan struct{})
+	}
+	return q.hold
+}
+
+// release ends a hold.
+func (q *inbox) release() {
+	q.mu.Lock()
+	q.releaseLocked()
+	q.mu.Unlock()
+}
+
+func (q *inbox) releaseLocked() {
+	if q.hold != nil {
+		close(q.hold)
+		q.hold = nil
+	}
 }
 
 // full reports whether n waiting messages counting b bytes stop the read

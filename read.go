@@ -23,6 +23,14 @@ type message struct {
 // returns a *CloseError once the connection has closed and every message
 // received before that has been read. Cancelling ctx abandons the wait
 // without harming the connection.
+//
+// Read is strict about order, as if frames were handled one at a time: when
+// the peer's close frame, or a frame that breaks the protocol, arrives
+// behind messages not read yet, it takes effect only once Read has returned
+// those messages and is called again, so replies written in between go out
+// before the close frame. The wait is bounded by CloseTimeout: an
+// application that does not come for them meanwhile finds the connection
+// closed, the messages still readable.
 func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 	if !c.enterRead() {
 		return 0, nil, ErrReadConflict
@@ -134,7 +142,7 @@ func (c *conn) readFrames() {
 		c.lastRecv.Store(c.cfg.clock.Now().UnixNano())
 		op, err := c.rules.Next(h)
 		if err != nil {
-			c.fail(err)
+			c.failInOrder(err)
 			return
 		}
 		if h.Opcode.IsControl() {
@@ -150,13 +158,13 @@ func (c *conn) readFrames() {
 			cur, pooled = c.messageBuf(h, compressed)
 		}
 		if h.Length > c.cfg.readLimit-int64(len(*cur)) {
-			c.fail(wire.Errorf(wire.CloseTooBig, "message of more than %d bytes", c.cfg.readLimit))
+			c.failInOrder(wire.Errorf(wire.CloseTooBig, "message of more than %d bytes", c.cfg.readLimit))
 			return
 		}
 		start := len(*cur)
 		if cur, err = c.readData(h, cur, typ == Text && !compressed, &valid); err != nil {
 			if errors.Is(err, errInvalidUTF8) {
-				c.fail(wire.Errorf(wire.CloseInvalidPayload, "invalid UTF-8 in text message"))
+				c.failInOrder(wire.Errorf(wire.CloseInvalidPayload, "invalid UTF-8 in text message"))
 			} else {
 				c.readFailed(err)
 			}
@@ -168,11 +176,11 @@ func (c *conn) readFrames() {
 		}
 		if compressed {
 			if cur, err = c.inflate(cur, typ == Text); err != nil {
-				c.fail(err)
+				c.failInOrder(err)
 				return
 			}
 		} else if typ == Text && !valid.Complete() {
-			c.fail(wire.Errorf(wire.CloseInvalidPayload, "text message ends inside a UTF-8 sequence"))
+			c.failInOrder(wire.Errorf(wire.CloseInvalidPayload, "text message ends inside a UTF-8 sequence"))
 			return
 		}
 		m := message{typ: typ, p: *cur}
@@ -311,10 +319,18 @@ func (c *conn) handleControl(op wire.Opcode, p []byte) bool {
 	case wire.OpPong:
 		c.handlePong(p)
 	case wire.OpClose:
+		c.inOrder()
 		c.handleClose(p)
 		return false
 	}
 	return true
+}
+
+// failInOrder fails the connection once the application has taken the
+// messages received before the failure (order.go).
+func (c *conn) failInOrder(err error) {
+	c.inOrder()
+	c.fail(err)
 }
 
 // readFailed ends the connection after a read error: the peer went away
@@ -323,7 +339,7 @@ func (c *conn) handleControl(op wire.Opcode, p []byte) bool {
 func (c *conn) readFailed(err error) {
 	var pe *wire.ProtocolError
 	if errors.As(err, &pe) {
-		c.fail(pe)
+		c.failInOrder(pe)
 		return
 	}
 	c.finish(&CloseError{Code: StatusAbnormal, Reason: "connection lost", Initiator: "peer", Err: err})

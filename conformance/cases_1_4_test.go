@@ -118,9 +118,10 @@ func family3() []*Case {
 	afterEcho := func(id, desc string, rsv byte, chop int) *Case {
 		return &Case{ID: id, Desc: desc, Run: func(p *Peer) {
 			send(p, chop, textFrame(hello), rsvText(rsv), pingFrame(""))
-			// The first message may be echoed before the connection fails;
-			// the ping must not be answered.
-			p.ExpectFail(1002, textEvent(hello))
+			// Strict: the first message is echoed before the connection
+			// fails, however the bytes arrive; the ping is not answered.
+			p.ExpectInOrder(textEvent(hello))
+			p.ExpectFail(1002)
 		}}
 	}
 	single := func(id, desc string, f Frame) *Case {
@@ -175,7 +176,8 @@ func family4() []*Case {
 			}
 			cs = append(cs, &Case{ID: id, Desc: "text, then " + desc + ", then ping: protocol error, no pong", Run: func(p *Peer) {
 				p.Send(textFrame(hello), f, pingFrame(""))
-				p.ExpectFail(1002, textEvent(hello))
+				p.ExpectInOrder(textEvent(hello))
+				p.ExpectFail(1002)
 			}})
 		}
 	}

@@ -85,7 +85,8 @@ func family5() []*Case {
 		{ID: "5.15", Desc: "text in 2 fragments, then continuation with nothing to continue, then text: protocol error", Run: func(p *Peer) {
 			p.Send(frag(opText, false, "fragment1"), frag(opCont, true, "fragment2"),
 				frag(opCont, false, "fragment3"), frag(opText, true, "fragment4"))
-			p.ExpectFail(1002, textEvent("fragment1fragment2"))
+			p.ExpectInOrder(textEvent("fragment1fragment2"))
+			p.ExpectFail(1002)
 		}},
 		{ID: "5.16", Desc: "2x: continuation (no FIN) with nothing to continue, then text in 2 fragments: protocol error", Run: func(p *Peer) {
 			var fs []Frame

@@ -44,7 +44,10 @@ type Case struct {
 	Isolated bool
 	// CloseTimeout replaces the endpoint's CloseTimeout (3 s).
 	CloseTimeout time.Duration
-	Run          func(p *Peer)
+	// Serve makes Tether's side echo with Conn.Serve instead of a Read
+	// and Write loop.
+	Serve bool
+	Run   func(p *Peer)
 }
 
 // endpoint is the Tether side of a case: an echo loop over a *tether.Conn,
@@ -53,6 +56,7 @@ type Case struct {
 type endpoint struct {
 	opts    tether.ConnOptions
 	logs    *logBuffer
+	serve   bool // echo with Serve
 	once    sync.Once
 	started chan struct{} // the Tether side has begun; done will be closed
 	done    chan struct{} // the echo loop has returned; err is set
@@ -94,6 +98,7 @@ func newEndpoint(c *Case) *endpoint {
 			ID:           "case-" + c.ID,
 		},
 		logs:    logs,
+		serve:   c.Serve,
 		started: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -110,6 +115,10 @@ func (ep *endpoint) echo(c *tether.Conn) {
 	ep.conn = c
 	ep.mu.Unlock()
 	ctx := context.Background()
+	if ep.serve {
+		ep.serveEcho(ctx, c)
+		return
+	}
 	writing := true
 	for {
 		typ, data, err := c.Read(ctx)
@@ -133,6 +142,24 @@ func (ep *endpoint) echo(c *tether.Conn) {
 			}
 		}
 	}
+}
+
+// serveEcho is echo with Serve: the handle writes each message back (a
+// failed Write does not end the serving) or runs the close command.
+func (ep *endpoint) serveEcho(ctx context.Context, c *tether.Conn) {
+	ep.err = c.Serve(ctx, func(typ tether.MessageType, data []byte) error {
+		if typ == tether.Text && strings.HasPrefix(string(data), closeCommand) {
+			var code int
+			cmd := strings.TrimPrefix(string(data), closeCommand)
+			fmt.Sscanf(cmd, "%d", &code)
+			_, reason, _ := strings.Cut(cmd, " ")
+			ep.closeCalled = true
+			ep.closeErr = c.Close(tether.StatusCode(code), reason)
+			return nil
+		}
+		c.Write(ctx, typ, data)
+		return nil
+	})
 }
 
 // wait waits up to d for the echo loop to end and returns its error.

@@ -701,6 +701,17 @@ func (p *Peer) Drop() {
 	p.expectTetherEnd(1006, "peer")
 }
 
+// ExpectInOrder expects exactly the events, in this order: what a strict
+// endpoint sends before it fails the connection (the echo of the messages
+// received before a bad frame).
+func (p *Peer) ExpectInOrder(events ...Event) {
+	for _, e := range events {
+		if ev := p.Next(p.step(), e.String()); !ev.matches(e) {
+			p.Fatalf("got %v, want %v first", ev, e)
+		}
+	}
+}
+
 // ExpectAll expects exactly the events, in any order.
 func (p *Peer) ExpectAll(events ...Event) {
 	left := append([]Event(nil), events...)

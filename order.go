@@ -1,0 +1,47 @@
+package tether
+
+// A connection reads ahead of its application: while the application is
+// busy with one message, the read loop has already queued the next ones,
+// and may meet a frame that ends the connection (a protocol error, a close
+// frame, a message too big or badly compressed). Acting on it at once
+// would fail the connection under messages the application has not seen,
+// and its replies to them (an echo, an acknowledgement) would be refused.
+// A strict endpoint behaves as if it handled frames one at a time
+// (Autobahn families 3, 4 and 5 test exactly this). So the read loop holds
+// such an end back until the application has taken every message received
+// before it and asks for more: then the end takes effect, the close frame
+// follows whatever the application wrote in reply, and its Read returns
+// the *CloseError. The hold is bounded by CloseTimeout, so a peer that
+// sends garbage behind good messages to an application that never reads is
+// still cut; no frame is read meanwhile.
+//
+// Serve and Go need none of this: their handle runs on the read loop
+// before the next frame is read.
+
+// inOrder waits, on the read loop, before an end it has found takes
+// effect: until the application has taken every queued message and come
+// back for more, the connection starts closing from our side, it ends, or
+// CloseTimeout passes.
+func (c *conn) inOrder() {
+	q := c.msgs.Load()
+	if q == nil || c.srv.Load() != nil {
+		return
+	}
+	closing := c.closingChan()
+	select {
+	case <-closing:
+		return // our close frame is out: the application is not waiting for messages
+	default:
+	}
+	hold := q.holdEnd()
+	if hold == nil {
+		return
+	}
+	t := c.cfg.clock.AfterFunc(c.cfg.closeTimeout, q.release)
+	defer t.Stop()
+	select {
+	case <-hold:
+	case <-closing:
+	case <-c.done:
+	}
+}
