@@ -22,6 +22,17 @@ var contractFields = map[string][]string{
 	"messages_in": {"number"}, "messages_out": {"number"}, "bytes_in": {"number"}, "bytes_out": {"number"},
 }
 
+// peerFields are the fields every object has besides Contract 2's: the
+// peer's keepalive, the read queue, and how the connection ended (null
+// while it is live).
+var peerFields = map[string][]string{
+	"peer_pings": {"number"}, "peer_ping_interval": {"number", "null"},
+	"peer_ping_interval_min": {"number", "null"}, "peer_ping_interval_max": {"number", "null"},
+	"last_peer_ping_at": {"time", "null"}, "queued_messages": {"number"}, "queued_bytes": {"number"},
+	"read_stalled_since": {"null"}, "read_stalls": {"number"}, "discarded_messages": {"number"},
+	"closed_at": {"null"}, "close_code": {"null"},
+}
+
 func jsonKind(v any) string {
 	switch v := v.(type) {
 	case nil:
@@ -57,6 +68,16 @@ func TestConnectionsMatchContract(t *testing.T) {
 		return false
 	})
 	for name, kinds := range contractFields {
+		v, ok := obj[name]
+		if !ok {
+			t.Errorf("field %q missing", name)
+			continue
+		}
+		if k := jsonKind(v); !slices.Contains(kinds, k) {
+			t.Errorf("field %q = %v is %s, want %v", name, v, k, kinds)
+		}
+	}
+	for name, kinds := range peerFields {
 		v, ok := obj[name]
 		if !ok {
 			t.Errorf("field %q missing", name)

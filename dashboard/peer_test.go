@@ -31,16 +31,19 @@ func pingAt(t *testing.T, c *tether.Conn, fc *clock.Fake, gaps ...time.Duration)
 // address, one User-Agent) holds three connections to /echo whose keepalives
 // ping every 2 s, 500 ms and 500 ms. The server's connections read their
 // peers' ping times from a fake clock, so the cadences are exact; they do
-// not ping themselves. It returns the server connections' IDs.
-func threeClients(t *testing.T, r *rig, fc *clock.Fake) []string {
+// not ping themselves. It returns the server connections' IDs and the
+// clients.
+func threeClients(t *testing.T, r *rig, fc *clock.Fake) ([]string, []*tether.Conn) {
 	t.Helper()
 	var ids []string
+	var clients []*tether.Conn
 	for _, gap := range []time.Duration{2 * time.Second, 500 * time.Millisecond, 500 * time.Millisecond} {
 		c := r.dial(t, -1)
 		ids = append(ids, r.serverID(t, c))
+		clients = append(clients, c)
 		pingAt(t, c, fc, gap, gap)
 	}
-	return ids
+	return ids, clients
 }
 
 func newPeerRig(t *testing.T) (*rig, *clock.Fake) {
@@ -53,7 +56,7 @@ func newPeerRig(t *testing.T) (*rig, *clock.Fake) {
 // previous one.
 func TestPeerPingsInAPI(t *testing.T) {
 	r, fc := newPeerRig(t)
-	ids := threeClients(t, r, fc)
+	ids, _ := threeClients(t, r, fc)
 	want := map[string]float64{ids[0]: 2, ids[1]: 0.5, ids[2]: 0.5}
 	list := r.list(t, "")
 	if len(list) != 3 {
@@ -95,7 +98,7 @@ func TestPeerPingsInAPI(t *testing.T) {
 // hello.
 func TestFindingsIntervalMismatch(t *testing.T) {
 	r, fc := newPeerRig(t)
-	ids := threeClients(t, r, fc)
+	ids, _ := threeClients(t, r, fc)
 	check := func(where string, fs []tether.Finding) {
 		t.Helper()
 		if len(fs) != 1 {
