@@ -139,17 +139,7 @@ func (r *rig) list(t *testing.T, q string) []map[string]any {
 // and returns its ID.
 func (r *rig) serverID(t *testing.T, c *tether.Conn) string {
 	t.Helper()
-	var id string
-	waitFor(t, "the server side of "+c.ID(), func() bool {
-		r.reg.Range(func(ci tether.ConnInfo) bool {
-			if ci.Role == "server" && ci.Remote == c.LocalAddr().String() {
-				id = ci.ID
-			}
-			return id == ""
-		})
-		return id != ""
-	})
-	return id
+	return serverSide(t, r.reg, c)
 }
 
 // detail fetches /api/connections/{id}; ok is false on a 404.
