@@ -76,6 +76,36 @@ func (r *ring) appendTo(out []event) []event {
 	return append(out, r.ev[:r.head]...)
 }
 
+// peerRing keeps the last n pings of a peer, n given at each add, in 12
+// bytes each rather than an event's hundred: a server whose ten thousand
+// clients ping would otherwise hold a hundred megabytes of them.
+type peerRing struct {
+	at   []int64  // unix nanos
+	iv   []uint32 // microseconds since the previous ping, 0 on the first
+	head int
+}
+
+func (r *peerRing) add(at time.Time, iv time.Duration, n int) {
+	us := uint32(min(max(iv/time.Microsecond, 0), 1<<32-1))
+	if len(r.at) < n {
+		r.at, r.iv = append(r.at, at.UnixNano()), append(r.iv, us)
+		return
+	}
+	r.at[r.head], r.iv[r.head] = at.UnixNano(), us
+	r.head = (r.head + 1) % n
+}
+
+// appendTo appends the pings to out as events of connection id, oldest
+// first.
+func (r *peerRing) appendTo(out []event, id string) []event {
+	for k := range len(r.at) {
+		i := (r.head + k) % len(r.at)
+		out = append(out, event{Conn: id, Kind: "peer_ping", Time: time.Unix(0, r.at[i]).UTC(),
+			Interval: seconds(time.Duration(r.iv[i]) * time.Microsecond)})
+	}
+	return out
+}
+
 // track is what the dashboard knows of one connection, live or recently
 // closed.
 type track struct {
@@ -91,23 +121,28 @@ type track struct {
 	// stalls, and apart from them its peer's pings: a peer pinging every
 	// 500 ms against an own interval of 20 s would otherwise push the own
 	// pings out of the ring within a minute.
-	own, peer ring
+	own  ring
+	peer peerRing
 }
 
 // remember keeps e in the ring it belongs to, each holding the last n.
 func (t *track) remember(e event, n int) {
-	if e.Kind == "peer_ping" {
-		t.peer.add(e, n)
-	} else {
+	if e.Kind != "peer_ping" {
 		t.own.add(e, n)
+		return
 	}
+	var iv time.Duration
+	if e.Interval != nil {
+		iv = time.Duration(*e.Interval * float64(time.Second))
+	}
+	t.peer.add(e.Time, iv, n)
 }
 
 // history returns the remembered events, oldest first.
 func (t *track) history() []event {
-	out := make([]event, 0, len(t.own.ev)+len(t.peer.ev))
+	out := make([]event, 0, len(t.own.ev)+len(t.peer.at))
 	out = t.own.appendTo(out)
-	out = t.peer.appendTo(out)
+	out = t.peer.appendTo(out, t.info.ID)
 	slices.SortStableFunc(out, func(a, b event) int { return a.Time.Compare(b.Time) })
 	return out
 }
