@@ -147,3 +147,39 @@ func TestFindingsEmpty(t *testing.T) {
 		t.Errorf("/api/findings = %s (%v), want findings: []", b, err)
 	}
 }
+
+// TestFindingsOnlyWhenWatched: Registry.Findings scans every connection, so
+// the ticks work it out only while a feed is open.
+func TestFindingsOnlyWhenWatched(t *testing.T) {
+	r := newRig(t, Options{}, 0)
+	s := r.dash.state
+	at := func() time.Time {
+		s.findings.mu.Lock()
+		defer s.findings.mu.Unlock()
+		return s.findings.at
+	}
+	ticks := func(n int) {
+		for range n {
+			<-s.ticked()
+		}
+	}
+	ticks(2)
+	if !at().IsZero() {
+		t.Fatal("findings worked out with nobody watching")
+	}
+	feed := r.openFeed(t, "")
+	readMsg(t, feed)
+	first := at()
+	ticks(2)
+	if !at().After(first) {
+		t.Errorf("findings not worked out at the ticks while a feed is open")
+	}
+	feed.CloseNow()
+	waitFor(t, "the feed to end", func() bool { return s.watchers.Load() == 0 })
+	ticks(1) // one may have begun before the feed ended
+	last := at()
+	ticks(2)
+	if !at().Equal(last) {
+		t.Errorf("findings worked out after the feed ended")
+	}
+}

@@ -60,6 +60,10 @@ function apply(msg) {
   for (const id of [...st.colors.keys()]) if (!keep.has(id)) st.colors.delete(id);
   prune();
   renderFindings();
+  if (pinned && !st.findings.some((f) => (f.conns || []).join(' ') === pinned)) {
+    pinned = null; // its finding is gone
+    st.highlight = new Set();
+  }
   renderTable();
   renderClosed();
   renderAll();
