@@ -18,28 +18,36 @@ type connJSON struct {
 }
 
 // connDetail is /api/connections/{id}: the connection and its recent
-// keepalive events, oldest first.
+// keepalive events, oldest first; for a recently closed connection its
+// final snapshot (state "closed") and its last events.
 type connDetail struct {
 	connJSON
 	History []event `json:"history"`
 }
 
-// stateMsg is what the page shows: a connection list, keepalive events and
-// the connection count over time. The feed sends a "hello" with every
-// connection's history, then an "update" with what happened since at every
-// tick; /api/state answers a hello without the type, for polling.
+// stateMsg is what the page shows: a connection list, the recently closed
+// ones, the findings, keepalive events and the connection count over time.
+// The feed sends a "hello" with every connection's history, then an
+// "update" with what happened since at every tick; /api/state answers a
+// hello without the type, for polling.
 type stateMsg struct {
 	Type        string             `json:"type,omitempty"`
 	Time        time.Time          `json:"time"`
 	Total       int                `json:"total"`             // live connections matching the filter
 	Connections []connJSON         `json:"connections"`       // the oldest maxShown of them
-	History     map[string][]event `json:"history,omitempty"` // hello: per shown connection
+	Closed      []connJSON         `json:"closed,omitzero"`   // hello: always; update: when it changed
+	Findings    []tether.Finding   `json:"findings"`          // this node's, whatever the filter
+	History     map[string][]event `json:"history,omitempty"` // hello: per shown connection, and per closed one that timed out
 	Events      []event            `json:"events,omitempty"`  // update: since the last message
 	Series      []sample           `json:"series"`            // connection count, once a second
 	EventsLost  uint64             `json:"events_lost"`       // registry events the dashboard missed
 	Tick        float64            `json:"tick_seconds"`      // how often updates come
 	Node        string             `json:"node,omitempty"`    // this node, in cluster mode
 }
+
+// cursor is how far a feed has got: the last event and the version of the
+// closed list it sent.
+type cursor struct{ seq, closedVer uint64 }
 
 // filter selects connections by the query parameters role, path, state
 // and node.
@@ -65,9 +73,19 @@ func (f filter) match(ci *tether.ConnInfo, node string) bool {
 
 func (h *Handler) conn(ci tether.ConnInfo) connJSON { return connJSON{ConnInfo: ci, Node: h.node} }
 
-// listConnections lists this node's connections, then the other nodes'.
+// listConnections lists this node's connections, then the other nodes';
+// with ?state=closed, this node's recently closed ones instead.
 func (h *Handler) listConnections(w http.ResponseWriter, r *http.Request) {
 	f := filterFrom(r.URL.Query())
+	if f.state == "closed" {
+		s := h.state
+		s.mu.Lock()
+		s.expire(time.Now())
+		out := s.closedList(f, h.node)
+		s.mu.Unlock()
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
 	out := []connJSON{}
 	for _, ci := range h.state.read() {
 		if f.match(&ci, h.node) {
@@ -92,7 +110,7 @@ func (h *Handler) getConnection(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no live connection with this id"})
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no live or recently closed connection with this id"})
 		return
 	}
 	if hist == nil {
@@ -102,15 +120,16 @@ func (h *Handler) getConnection(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) getState(w http.ResponseWriter, r *http.Request) {
-	msg, _ := h.message("", filterFrom(r.URL.Query()), 0)
+	msg, _ := h.message("", filterFrom(r.URL.Query()), cursor{})
 	writeJSON(w, http.StatusOK, msg)
 }
 
 // message builds a hello (kind "hello" or "") or, when kind is "update", the
-// changes since event seq: the current list, the events after seq and the
-// samples after the last one the client has. A client that fell more than
-// maxEvents behind gets a hello instead. It returns the seq to pass next time.
-func (h *Handler) message(kind string, f filter, seq uint64) (stateMsg, uint64) {
+// changes since cur: the current list, the events after cur.seq, the closed
+// list if it changed, and the samples after the last one the client has. A
+// client that fell more than maxEvents behind gets a hello instead. It
+// returns the cursor to pass next time.
+func (h *Handler) message(kind string, f filter, cur cursor) (stateMsg, cursor) {
 	s := h.state
 	var (
 		fresh  []tether.ConnInfo
@@ -120,13 +139,52 @@ func (h *Handler) message(kind string, f filter, seq uint64) (stateMsg, uint64) 
 		// Updates follow the ticks, a hello is read now.
 		fresh, remote = s.read(), s.readRemote()
 	}
+	findings := s.currentFindings()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if fresh != nil {
 		s.merge(fresh, time.Now())
 		s.remote = remote
 	}
-	msg := stateMsg{Type: kind, Time: time.Now().UTC(), EventsLost: s.lost, Tick: tickEvery.Seconds(), Node: h.node}
+	msg := stateMsg{Type: kind, Time: time.Now().UTC(), EventsLost: s.lost, Tick: tickEvery.Seconds(), Node: h.node,
+		Findings: findings}
+	shown := h.shown(&msg, f)
+	if kind == "update" && len(s.events) > 0 && s.events[0].seq > cur.seq+1 {
+		kind, msg.Type = "hello", "hello" // fell behind: start over
+	}
+	next := cursor{seq: s.seq, closedVer: s.endVer}
+	if kind != "update" || cur.closedVer != s.endVer {
+		msg.Closed = s.closedList(f, h.node)
+	}
+	if kind != "update" {
+		msg.History = map[string][]event{}
+		for id := range shown {
+			if t := s.conns[id]; t != nil {
+				msg.History[id] = t.history()
+			}
+		}
+		s.ghostHistory(msg.Closed, msg.History)
+		msg.Series = append([]sample{}, s.series...)
+		return msg, next
+	}
+	for _, e := range s.events {
+		// Events of closed connections go too: the page keeps the lane of
+		// one that timed out, red marks and all.
+		if e.seq > cur.seq && (shown[e.Conn] || s.conns[e.Conn] == nil) {
+			msg.Events = append(msg.Events, e)
+		}
+	}
+	if n := len(s.series); n > 0 {
+		msg.Series = []sample{s.series[n-1]} // the page keeps the ones it has
+	}
+	return msg, next
+}
+
+// shown fills in the live connections of msg that pass f, this node's then
+// the other nodes', and returns the IDs of this node's it lists; the caller
+// holds s.mu.
+func (h *Handler) shown(msg *stateMsg, f filter) map[string]bool {
+	s := h.state
 	shown := map[string]bool{}
 	msg.Connections = []connJSON{}
 	for i := range s.list {
@@ -152,30 +210,7 @@ func (h *Handler) message(kind string, f filter, seq uint64) (stateMsg, uint64) 
 			msg.Connections = append(msg.Connections, *rc)
 		}
 	}
-	if kind == "update" && len(s.events) > 0 && s.events[0].seq > seq+1 {
-		kind, msg.Type = "hello", "hello" // fell behind: start over
-	}
-	if kind != "update" {
-		msg.History = map[string][]event{}
-		for id := range shown {
-			if t := s.conns[id]; t != nil {
-				msg.History[id] = t.history()
-			}
-		}
-		msg.Series = append([]sample{}, s.series...)
-		return msg, s.seq
-	}
-	for _, e := range s.events {
-		// Events of closed connections go too: the page keeps the lane of
-		// one that timed out for a while, red marks and all.
-		if e.seq > seq && (shown[e.Conn] || s.conns[e.Conn] == nil) {
-			msg.Events = append(msg.Events, e)
-		}
-	}
-	if n := len(s.series); n > 0 {
-		msg.Series = []sample{s.series[n-1]} // the page keeps the ones it has
-	}
-	return msg, s.seq
+	return shown
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -22,6 +22,17 @@ var contractFields = map[string][]string{
 	"messages_in": {"number"}, "messages_out": {"number"}, "bytes_in": {"number"}, "bytes_out": {"number"},
 }
 
+// peerFields are the fields every object has besides Contract 2's: the
+// peer's keepalive, the read queue, and how the connection ended (null
+// while it is live).
+var peerFields = map[string][]string{
+	"peer_pings": {"number"}, "peer_ping_interval": {"number", "null"},
+	"peer_ping_interval_min": {"number", "null"}, "peer_ping_interval_max": {"number", "null"},
+	"last_peer_ping_at": {"time", "null"}, "queued_messages": {"number"}, "queued_bytes": {"number"},
+	"read_stalled_since": {"null"}, "read_stalls": {"number"}, "discarded_messages": {"number"},
+	"closed_at": {"null"}, "close_code": {"null"},
+}
+
 func jsonKind(v any) string {
 	switch v := v.(type) {
 	case nil:
@@ -57,6 +68,16 @@ func TestConnectionsMatchContract(t *testing.T) {
 		return false
 	})
 	for name, kinds := range contractFields {
+		v, ok := obj[name]
+		if !ok {
+			t.Errorf("field %q missing", name)
+			continue
+		}
+		if k := jsonKind(v); !slices.Contains(kinds, k) {
+			t.Errorf("field %q = %v is %s, want %v", name, v, k, kinds)
+		}
+	}
+	for name, kinds := range peerFields {
 		v, ok := obj[name]
 		if !ok {
 			t.Errorf("field %q missing", name)
@@ -153,23 +174,30 @@ func TestConnectionHistory(t *testing.T) {
 	}
 }
 
-func TestHistoryTrimmedOnClose(t *testing.T) {
+// TestHistoryMovesOnClose: a closed connection leaves the live tracks and
+// is kept, history and all, among the recently closed.
+func TestHistoryMovesOnClose(t *testing.T) {
 	r := newRig(t, Options{}, 20*time.Millisecond)
 	c := r.dial(t, -1)
 	waitFor(t, "keepalive events", func() bool {
 		r.dash.state.mu.Lock()
 		defer r.dash.state.mu.Unlock()
 		for _, tr := range r.dash.state.conns {
-			return len(tr.hist) > 2
+			return len(tr.own.ev) > 2
 		}
 		return false
 	})
 	c.CloseNow()
-	waitFor(t, "the track to go", func() bool {
+	waitFor(t, "the track to move", func() bool {
 		r.dash.state.mu.Lock()
 		defer r.dash.state.mu.Unlock()
-		return len(r.dash.state.conns) == 0
+		return len(r.dash.state.conns) == 0 && len(r.dash.state.ended) == 1
 	})
+	r.dash.state.mu.Lock()
+	defer r.dash.state.mu.Unlock()
+	if n := len(r.dash.state.ended[0].history()); n <= 2 {
+		t.Errorf("closed connection kept %d events, want its history", n)
+	}
 }
 
 func TestTrackRing(t *testing.T) {
@@ -180,6 +208,22 @@ func TestTrackRing(t *testing.T) {
 	h := tr.history()
 	if len(h) != 3 || h[0].Time.Unix() != 4 || h[2].Time.Unix() != 6 {
 		t.Fatalf("history %v, want the last three in order", h)
+	}
+	// The peer's pings have a ring of their own and merge in time order:
+	// a fast peer does not push the connection's own pings out.
+	for i := range 10 {
+		tr.remember(event{Kind: "peer_ping", Time: time.Unix(int64(i), 500)}, 3)
+	}
+	h = tr.history()
+	var kinds []string
+	for i, e := range h {
+		kinds = append(kinds, e.Kind)
+		if i > 0 && e.Time.Before(h[i-1].Time) {
+			t.Errorf("history out of order at %d", i)
+		}
+	}
+	if got := strings.Join(kinds, " "); got != "ping ping ping peer_ping peer_ping peer_ping" {
+		t.Errorf("history kinds %q", got)
 	}
 }
 

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -25,10 +26,13 @@ func browserPrereqs(t *testing.T) (node string) {
 	return browsertest.Prereqs(t, "browser")
 }
 
-// TestBrowser opens the dashboard in headless chromium while three client
-// connections ping the server, two every second and one every 300 ms: the
-// situation of the python-websockets report, several clients of one
-// endpoint with different keepalive settings. Screenshots go to
+// TestBrowser opens the dashboard in headless chromium. Before the page
+// opens, a client connection fails a keepalive ping (its peer never
+// answers): the on-call case, where the page is opened after the alert, and
+// it must show that connection, its 1011 and its red mark. Then three
+// clients in one process (one address, one User-Agent) hold connections to
+// /echo, whose server side pings every second, and ping it every 600 ms,
+// 250 ms and 250 ms: the report behind the peer columns. Screenshots go to
 // $TETHER_SCREENSHOTS, or a temporary directory.
 func TestBrowser(t *testing.T) {
 	if testing.Short() {
@@ -48,39 +52,51 @@ func TestBrowser(t *testing.T) {
 	defer dash.Close()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
-		c, err := tether.Accept(w, r, &tether.AcceptOptions{ConnOptions: tether.ConnOptions{
-			Registry: tether.NoRegistry, Logger: quiet, PingInterval: -1,
-		}})
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		for {
-			if _, _, err := c.Read(context.Background()); err != nil {
-				return
-			}
-		}
+		serveBrowserConn(w, r, reg, tether.ConnOptions{PingInterval: time.Second}, nil)
+	})
+	release := make(chan struct{})
+	defer close(release)
+	mux.HandleFunc("/stall", func(w http.ResponseWriter, r *http.Request) {
+		serveBrowserConn(w, r, reg, tether.ConnOptions{PingInterval: 300 * time.Millisecond, PingTimeout: 700 * time.Millisecond, ReadAhead: 1024}, release)
 	})
 	mux.HandleFunc("/silent", silentPeer)
 	mux.Handle("/", dash)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
+	ws := "ws" + strings.TrimPrefix(srv.URL, "http")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	var conns []*tether.Conn
-	for _, iv := range []time.Duration{time.Second, time.Second, 300 * time.Millisecond} {
-		c, _, err := tether.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/echo", &tether.DialOptions{
-			ConnOptions: tether.ConnOptions{Registry: reg, Logger: quiet, PingInterval: iv},
-		})
+	dial := func(path string, co tether.ConnOptions) *tether.Conn {
+		co.Logger = quiet
+		c, _, err := tether.Dial(ctx, ws+path, &tether.DialOptions{ConnOptions: co})
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.CloseNow()
-		conns = append(conns, c)
+		t.Cleanup(func() { c.CloseNow() })
+		return c
+	}
+	silentOpts := tether.ConnOptions{Registry: reg, PingInterval: 300 * time.Millisecond, PingTimeout: 700 * time.Millisecond}
+
+	// The keepalive timeout happens, and the dashboard has taken it in,
+	// before the page opens.
+	failed := dial("/silent", silentOpts)
+	<-failed.Done()
+	waitFor(t, "the timed-out connection among the closed", func() bool {
+		_, live := reg.Get(failed.ID())
+		_, _, known := dash.state.connection(failed.ID())
+		return known && !live
+	})
+
+	args := []string{"test.mjs", srv.URL + "/", shots, failed.ID()}
+	var clients []*tether.Conn
+	for _, iv := range []time.Duration{600 * time.Millisecond, 250 * time.Millisecond, 250 * time.Millisecond} {
+		c := dial("/echo", tether.ConnOptions{Registry: tether.NoRegistry, PingInterval: iv})
+		clients = append(clients, c)
+		args = append(args, fmt.Sprintf("%s=%d", serverSide(t, reg, c), iv.Milliseconds()))
 	}
 
-	cmd := exec.CommandContext(ctx, node, "test.mjs", srv.URL+"/", shots)
+	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.Dir = "browser"
 	cmd.Stderr = testWriter{t}
 	stdin, _ := cmd.StdinPipe()
@@ -93,20 +109,22 @@ func TestBrowser(t *testing.T) {
 	for sc.Scan() {
 		switch line := sc.Text(); line {
 		case "READY":
-			killed := conns[2]
+			killed := clients[2]
+			id := serverSide(t, reg, killed)
 			killed.CloseNow()
-			io.WriteString(stdin, killed.ID()+"\n")
+			io.WriteString(stdin, id+"\n")
 		case "SILENT":
-			c, _, err := tether.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/silent", &tether.DialOptions{
-				ConnOptions: tether.ConnOptions{Registry: reg, Logger: quiet, PingInterval: 300 * time.Millisecond, PingTimeout: 700 * time.Millisecond},
-			})
-			if err != nil {
-				t.Error(err)
-				cmd.Process.Kill()
-				break
+			io.WriteString(stdin, dial("/silent", silentOpts).ID()+"\n")
+		case "STALL":
+			// The server's application stops reading while its client
+			// sends more than ReadAhead: keepalive's pong waits behind.
+			c := dial("/stall", tether.ConnOptions{Registry: tether.NoRegistry, PingInterval: -1})
+			for range 8 {
+				if err := c.Write(ctx, tether.Binary, make([]byte, 1024)); err != nil {
+					t.Error(err)
+				}
 			}
-			defer c.CloseNow()
-			io.WriteString(stdin, c.ID()+"\n")
+			io.WriteString(stdin, serverSide(t, reg, c)+"\n")
 		case "PASS":
 			passed = true
 		default:
@@ -123,6 +141,51 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("screenshot %s missing or empty: %v", name, err)
 		}
 	}
+}
+
+// serveBrowserConn serves one server connection in reg with the options
+// co: an echo, or, with release set, an application that reads nothing
+// until release is closed.
+func serveBrowserConn(w http.ResponseWriter, r *http.Request, reg *tether.Registry, co tether.ConnOptions, release chan struct{}) {
+	co.Registry, co.Logger = reg, quiet
+	c, err := tether.Accept(w, r, &tether.AcceptOptions{ConnOptions: co})
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	if release != nil {
+		select {
+		case <-release:
+		case <-c.Done():
+			return
+		}
+	}
+	for {
+		typ, p, err := c.Read(context.Background())
+		if err != nil {
+			return
+		}
+		if release == nil && c.Write(context.Background(), typ, p) != nil {
+			return
+		}
+	}
+}
+
+// serverSide waits for the server connection of client c in reg and
+// returns its ID.
+func serverSide(t *testing.T, reg *tether.Registry, c *tether.Conn) string {
+	t.Helper()
+	var id string
+	waitFor(t, "the server side of "+c.ID(), func() bool {
+		reg.Range(func(ci tether.ConnInfo) bool {
+			if ci.Role == "server" && ci.Remote == c.LocalAddr().String() {
+				id = ci.ID
+			}
+			return id == ""
+		})
+		return id != ""
+	})
+	return id
 }
 
 // TestBrowserCluster opens the dashboard of node n1 of a cluster: one

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tetherws/tether"
@@ -33,8 +34,19 @@ type Options struct {
 	// and styles under /assets/ are served to anyone: they hold no data.
 	Authorize func(*http.Request) bool
 	// History is how many keepalive events to keep per connection;
-	// default DefaultHistory.
+	// default DefaultHistory. The peer's pings are kept apart, up to as
+	// many again, so a peer pinging much faster than the connection does
+	// not push its own pings out.
 	History int
+	// KeepClosed is how many recently closed connections to keep, with
+	// their final snapshot and their history, for the page (a lane for
+	// those that failed a keepalive ping, a table of them all) and for
+	// /api/connections?state=closed and /api/connections/{id}; default
+	// DefaultKeepClosed, negative keeps none.
+	KeepClosed int
+	// KeepClosedFor is how long a closed connection is kept; default
+	// DefaultKeepClosedFor.
+	KeepClosedFor time.Duration
 	// Node, when set, is added as "node" to every connection object, for
 	// servers running as one node of a cluster.
 	Node string
@@ -61,8 +73,10 @@ type Options struct {
 //
 //	GET /                      the page
 //	GET /assets/...            its script and styles
-//	GET /api/connections       JSON array, filters: ?role= &path= &state= &node=
-//	GET /api/connections/{id}  one connection with its keepalive history
+//	GET /api/connections       JSON array of live connections, filters: ?role= &path= &state= &node=;
+//	                           ?state=closed: the recently closed ones, newest first
+//	GET /api/connections/{id}  one connection, live or recently closed, with its history
+//	GET /api/findings          {"time", "findings": [...]}: Registry.Findings
 //	GET /api/state             what the page shows, for polling
 //	GET /api/feed              WebSocket: the same, pushed twice a second
 //	GET /metrics               Prometheus text format
@@ -105,7 +119,14 @@ func New(opts Options) *Handler {
 		done:      make(chan struct{}),
 	}
 	h.metrics = newMetrics()
-	h.state = newState(reg, history, h.metrics)
+	keep, keepFor := opts.KeepClosed, opts.KeepClosedFor
+	if keep == 0 {
+		keep = DefaultKeepClosed
+	}
+	if keepFor <= 0 {
+		keepFor = DefaultKeepClosedFor
+	}
+	h.state = newState(reg, history, keep, keepFor, h.metrics)
 	h.state.node, h.state.presence = opts.Node, opts.Presence
 	h.metrics.reg.MustRegister(connCollector{h.state})
 	for _, c := range opts.Collectors {
@@ -121,6 +142,7 @@ func New(opts Options) *Handler {
 	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /api/connections", h.guard(h.listConnections))
 	mux.HandleFunc("GET /api/connections/{id}", h.guard(h.getConnection))
+	mux.HandleFunc("GET /api/findings", h.guard(h.getFindings))
 	mux.HandleFunc("GET /api/state", h.guard(h.getState))
 	mux.HandleFunc("GET /api/feed", h.guard(h.feed))
 	mux.Handle("GET /metrics", h.guard(h.metrics.handler().ServeHTTP))

@@ -58,8 +58,10 @@ func (h *Handler) feed(w http.ResponseWriter, r *http.Request) {
 		<-readDone
 	}()
 
+	h.state.watchers.Add(1) // findings are worked out at each tick meanwhile
+	defer h.state.watchers.Add(-1)
 	f := filterFrom(r.URL.Query())
-	msg, seq := h.message("hello", f, 0)
+	msg, cur := h.message("hello", f, cursor{})
 	for {
 		if err := send(c, msg); err != nil {
 			return
@@ -72,7 +74,7 @@ func (h *Handler) feed(w http.ResponseWriter, r *http.Request) {
 			c.Close(tether.StatusGoingAway, "dashboard closing")
 			return
 		}
-		msg, seq = h.message("update", f, seq)
+		msg, cur = h.message("update", f, cur)
 	}
 }
 

@@ -17,16 +17,24 @@ import (
 var quiet = slog.New(slog.DiscardHandler)
 
 // rig is a server with an echo endpoint whose connections register in reg,
-// and the dashboard of reg mounted at /.
+// and the dashboard of reg mounted at /. Tests add endpoints to mux.
 type rig struct {
 	reg  *tether.Registry
 	dash *Handler
 	srv  *httptest.Server
+	mux  *http.ServeMux
 	url  string // http://127.0.0.1:PORT
 }
 
 // newRig starts a rig; server connections ping every interval (0: default).
 func newRig(t *testing.T, opts Options, interval time.Duration) *rig {
+	t.Helper()
+	return newRigConn(t, opts, tether.ConnOptions{PingInterval: interval})
+}
+
+// newRigConn starts a rig whose echo connections have the options co, in
+// the rig's registry.
+func newRigConn(t *testing.T, opts Options, co tether.ConnOptions) *rig {
 	t.Helper()
 	reg := tether.NewRegistry()
 	reg.Logger = quiet
@@ -37,9 +45,9 @@ func newRig(t *testing.T, opts Options, interval time.Duration) *rig {
 	dash := New(opts)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
-		c, err := tether.Accept(w, r, &tether.AcceptOptions{ConnOptions: tether.ConnOptions{
-			Registry: reg, Logger: quiet, PingInterval: interval,
-		}})
+		co := co
+		co.Registry, co.Logger = reg, quiet
+		c, err := tether.Accept(w, r, &tether.AcceptOptions{ConnOptions: co})
 		if err != nil {
 			return
 		}
@@ -61,18 +69,23 @@ func newRig(t *testing.T, opts Options, interval time.Duration) *rig {
 		srv.Close()
 		dash.Close()
 	})
-	return &rig{reg: reg, dash: dash, srv: srv, url: srv.URL}
+	return &rig{reg: reg, dash: dash, srv: srv, mux: mux, url: srv.URL}
 }
 
 // dial opens a client to the rig's echo endpoint; the client stays out of
 // the rig's registry, so the dashboard lists only the server side.
 func (r *rig) dial(t *testing.T, interval time.Duration) *tether.Conn {
 	t.Helper()
+	return r.dialPath(t, "/echo", tether.ConnOptions{Registry: tether.NoRegistry, PingInterval: interval})
+}
+
+// dialPath opens a client to path on the rig with the options co.
+func (r *rig) dialPath(t *testing.T, path string, co tether.ConnOptions) *tether.Conn {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, _, err := tether.Dial(ctx, "ws"+strings.TrimPrefix(r.url, "http")+"/echo", &tether.DialOptions{
-		ConnOptions: tether.ConnOptions{Registry: tether.NoRegistry, Logger: quiet, PingInterval: interval},
-	})
+	co.Logger = quiet
+	c, _, err := tether.Dial(ctx, "ws"+strings.TrimPrefix(r.url, "http")+path, &tether.DialOptions{ConnOptions: co})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,4 +133,48 @@ func (r *rig) list(t *testing.T, q string) []map[string]any {
 		t.Fatalf("decode %s: %v", b, err)
 	}
 	return out
+}
+
+// serverID waits for the server side of client c in the rig's registry
+// and returns its ID.
+func (r *rig) serverID(t *testing.T, c *tether.Conn) string {
+	t.Helper()
+	return serverSide(t, r.reg, c)
+}
+
+// detail fetches /api/connections/{id}; ok is false on a 404.
+func (r *rig) detail(t *testing.T, id string) (d connDetailJSON, ok bool) {
+	t.Helper()
+	code, b := r.get(t, "/api/connections/"+id)
+	switch code {
+	case http.StatusNotFound:
+		return d, false
+	case http.StatusOK:
+	default:
+		t.Fatalf("GET /api/connections/%s: %d %s", id, code, b)
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("decode %s: %v", b, err)
+	}
+	return d, true
+}
+
+// connDetailJSON is /api/connections/{id} as a client reads it.
+type connDetailJSON struct {
+	tether.ConnInfo
+	History []struct {
+		Kind     string    `json:"kind"`
+		Time     time.Time `json:"time"`
+		RTTms    *float64  `json:"rtt_ms"`
+		Interval *float64  `json:"interval"`
+	} `json:"history"`
+}
+
+// kinds counts the history's events by kind.
+func (d *connDetailJSON) kinds() map[string]int {
+	n := map[string]int{}
+	for _, e := range d.History {
+		n[e.Kind]++
+	}
+	return n
 }

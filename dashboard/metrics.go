@@ -150,7 +150,25 @@ var (
 		"Payload bytes of data messages received.", []string{"role"}, nil)
 	bytesOutDesc = prometheus.NewDesc("tether_sent_bytes_total",
 		"Payload bytes of data messages sent.", []string{"role"}, nil)
+	peerPingsDesc = prometheus.NewDesc("tether_peer_pings_total",
+		"Pings received from the peers.", []string{"role"}, nil)
+	readStallsDesc = prometheus.NewDesc("tether_read_stalls_total",
+		"Times a connection stopped reading because the application did not take its messages, long enough to hold up a keepalive pong.", []string{"role"}, nil)
+	discardedDesc = prometheus.NewDesc("tether_discarded_messages_total",
+		"Data messages dropped unread by connections the application only writes to (Conn.DiscardMessages).", []string{"role"}, nil)
+	notReadingDesc = prometheus.NewDesc("tether_not_reading_connections",
+		"Live connections whose reading is stopped because the application does not take their messages.", []string{"role"}, nil)
+	findingsDesc = prometheus.NewDesc("tether_findings",
+		"What the registry sees across its connections (Registry.Findings), by kind and severity.", []string{"kind", "severity"}, nil)
 )
+
+// findingKinds are the findings /metrics always reports, as 0 when there
+// are none, so that an alert on them has a series to watch.
+var findingKinds = [][2]string{
+	{tether.FindingIntervalMismatch, "warning"},
+	{tether.FindingDuplicate, "info"},
+	{tether.FindingNotReading, "warning"},
+}
 
 // connCollector reads the registry at scrape time. Counters add the last
 // counts of closed connections to those of live ones, so they never go
@@ -158,7 +176,8 @@ var (
 type connCollector struct{ s *state }
 
 func (connCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{openDesc, pingsDesc, pongsDesc, timeoutsDesc, msgsInDesc, msgsOutDesc, bytesInDesc, bytesOutDesc} {
+	for _, d := range []*prometheus.Desc{openDesc, pingsDesc, pongsDesc, timeoutsDesc, msgsInDesc, msgsOutDesc, bytesInDesc, bytesOutDesc,
+		peerPingsDesc, readStallsDesc, discardedDesc, notReadingDesc, findingsDesc} {
 		ch <- d
 	}
 }
@@ -167,8 +186,12 @@ func (c connCollector) Collect(ch chan<- prometheus.Metric) {
 	list, totals := c.s.totals()
 	type key struct{ role, path string }
 	open := map[key]int{}
+	notReading := map[string]int{}
 	for _, ci := range list {
 		open[key{roleLabel(ci.Role), pathLabel(ci.Path)}]++
+		if ci.ReadStalledSince != nil {
+			notReading[roleLabel(ci.Role)]++
+		}
 	}
 	for k, n := range open {
 		ch <- prometheus.MustNewConstMetric(openDesc, prometheus.GaugeValue, float64(n), k.role, k.path)
@@ -181,8 +204,25 @@ func (c connCollector) Collect(ch chan<- prometheus.Metric) {
 		}{
 			{pingsDesc, t.pings}, {pongsDesc, t.pongs}, {timeoutsDesc, t.timeouts},
 			{msgsInDesc, t.msgsIn}, {msgsOutDesc, t.msgsOut}, {bytesInDesc, t.bytesIn}, {bytesOutDesc, t.bytesOut},
+			{peerPingsDesc, t.peerPings}, {readStallsDesc, t.readStalls}, {discardedDesc, t.discarded},
 		} {
 			ch <- prometheus.MustNewConstMetric(v.d, prometheus.CounterValue, float64(v.n), role)
 		}
+		ch <- prometheus.MustNewConstMetric(notReadingDesc, prometheus.GaugeValue, float64(notReading[role]), role)
+	}
+	collectFindings(ch, c.s.currentFindings())
+}
+
+// collectFindings counts the findings by kind and severity.
+func collectFindings(ch chan<- prometheus.Metric, fs []tether.Finding) {
+	n := map[[2]string]int{}
+	for _, k := range findingKinds {
+		n[k] = 0
+	}
+	for _, f := range fs {
+		n[[2]string{f.Kind, f.Severity}]++
+	}
+	for k, v := range n {
+		ch <- prometheus.MustNewConstMetric(findingsDesc, prometheus.GaugeValue, float64(v), k[0], k[1])
 	}
 }

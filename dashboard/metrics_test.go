@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -164,5 +165,136 @@ func TestHandshakeReason(t *testing.T) {
 		if got := HandshakeReason(err); got != want {
 			t.Errorf("HandshakeReason(%v) = %q, want %q", err, got, want)
 		}
+	}
+}
+
+// TestMetricsPeerPingsAndFindings: the peers' pings are counted by role and
+// stay counted after a close; the interval-mismatch finding is a gauge of
+// 1, the findings that are not there are 0.
+func TestMetricsPeerPingsAndFindings(t *testing.T) {
+	r, fc := newPeerRig(t)
+	_, clients := threeClients(t, r, fc)
+	var fams map[string]*dto.MetricFamily
+	waitFor(t, "the finding in the metrics", func() bool {
+		fams = r.scrape(t)
+		return value(fams, "tether_findings", "kind", tether.FindingIntervalMismatch, "severity", "warning") == 1
+	})
+	if v := value(fams, "tether_findings", "kind", tether.FindingDuplicate); v != 0 {
+		t.Errorf("duplicate-connection findings = %v, want 0", v)
+	}
+	if v := value(fams, "tether_peer_pings_total", "role", "server"); v != 9 {
+		t.Errorf("peer pings = %v, want 9", v)
+	}
+	for _, c := range clients {
+		c.CloseNow()
+	}
+	waitFor(t, "the closes", func() bool {
+		fams = r.scrape(t)
+		return value(fams, "tether_open_connections") == -1
+	})
+	if v := value(fams, "tether_peer_pings_total", "role", "server"); v != 9 {
+		t.Errorf("peer pings after close = %v, want 9", v)
+	}
+	// Findings may be a tick old.
+	waitFor(t, "the finding to go", func() bool {
+		return value(r.scrape(t), "tether_findings", "kind", tether.FindingIntervalMismatch) == 0
+	})
+}
+
+// TestMetricsNotReading: a server application that stops reading while its
+// client sends more than ReadAhead stalls the connection; keepalive's pong
+// waits behind the data, so the stall is counted, the connection shows as
+// not reading (gauge, finding, read_stalled_since, a stall event), until
+// the application reads again (a resume event with the stall's length).
+func TestMetricsNotReading(t *testing.T) {
+	r := newRig(t, Options{}, 0)
+	release := make(chan struct{})
+	r.mux.HandleFunc("/stall", func(w http.ResponseWriter, req *http.Request) {
+		c, err := tether.Accept(w, req, &tether.AcceptOptions{ConnOptions: tether.ConnOptions{Registry: r.reg, Logger: quiet,
+			PingInterval: 20 * time.Millisecond, PingTimeout: 50 * time.Millisecond, ReadAhead: 1024}})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		select {
+		case <-release:
+		case <-c.Done():
+			return
+		}
+		for {
+			if _, _, err := c.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	})
+	c := r.dialPath(t, "/stall", tether.ConnOptions{Registry: tether.NoRegistry, PingInterval: -1})
+	id := r.serverID(t, c)
+	for range 8 {
+		if err := c.Write(t.Context(), tether.Binary, make([]byte, 1024)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var fams map[string]*dto.MetricFamily
+	waitFor(t, "the stall in the metrics", func() bool {
+		fams = r.scrape(t)
+		return value(fams, "tether_read_stalls_total", "role", "server") == 1
+	})
+	if v := value(fams, "tether_not_reading_connections", "role", "server"); v != 1 {
+		t.Errorf("not reading = %v, want 1", v)
+	}
+	waitFor(t, "the not-reading finding", func() bool {
+		return value(r.scrape(t), "tether_findings", "kind", tether.FindingNotReading) == 1
+	})
+	if d, _ := r.detail(t, id); d.ReadStalledSince == nil || d.kinds()["stall"] != 1 {
+		t.Errorf("read_stalled_since %v, history %v", d.ReadStalledSince, d.kinds())
+	}
+
+	close(release)
+	waitFor(t, "the resume", func() bool {
+		d, _ := r.detail(t, id)
+		return d.kinds()["resume"] == 1 && d.ReadStalledSince == nil
+	})
+	d, _ := r.detail(t, id)
+	for _, e := range d.History {
+		if e.Kind == "resume" && (e.Interval == nil || *e.Interval <= 0) {
+			t.Errorf("resume without the stall's length: %+v", e)
+		}
+	}
+	fams = r.scrape(t)
+	if v := value(fams, "tether_not_reading_connections", "role", "server"); v != 0 {
+		t.Errorf("not reading after the resume = %v, want 0", v)
+	}
+	if v := value(fams, "tether_read_stalls_total", "role", "server"); v != 1 {
+		t.Errorf("read stalls after the resume = %v, want 1", v)
+	}
+}
+
+// TestMetricsDiscarded: messages a write-only connection drops are counted,
+// and stay counted once it closes.
+func TestMetricsDiscarded(t *testing.T) {
+	r := newRig(t, Options{}, 0)
+	r.mux.HandleFunc("/discard", func(w http.ResponseWriter, req *http.Request) {
+		c, err := tether.Accept(w, req, &tether.AcceptOptions{ConnOptions: tether.ConnOptions{Registry: r.reg, Logger: quiet}})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		if c.DiscardMessages() == nil {
+			<-c.Done()
+		}
+	})
+	c := r.dialPath(t, "/discard", tether.ConnOptions{Registry: tether.NoRegistry, PingInterval: -1})
+	for range 3 {
+		if err := c.Write(t.Context(), tether.Text, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "three discarded messages", func() bool {
+		return value(r.scrape(t), "tether_discarded_messages_total", "role", "server") == 3
+	})
+	c.Close(tether.StatusNormal, "")
+	waitFor(t, "the close", func() bool { return value(r.scrape(t), "tether_open_connections") == -1 })
+	if v := value(r.scrape(t), "tether_discarded_messages_total", "role", "server"); v != 3 {
+		t.Errorf("discarded after close = %v, want 3", v)
 	}
 }

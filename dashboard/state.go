@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetherws/tether"
@@ -27,81 +28,14 @@ const (
 	missingAfter = 3
 )
 
-// event is one thing that happened to a connection, as the API and the page
-// see it.
-type event struct {
-	seq    uint64
-	Conn   string    `json:"conn"`
-	Kind   string    `json:"kind"` // open, close, ping, pong, timeout
-	Time   time.Time `json:"time"`
-	RTTms  *float64  `json:"rtt_ms,omitempty"` // pong
-	Code   int       `json:"code,omitempty"`   // close
-	Reason string    `json:"reason,omitempty"` // close
-}
-
 // sample is the number of live connections at one moment.
 type sample struct {
 	T time.Time `json:"t"`
 	N int       `json:"n"`
 }
 
-// counts are a connection's cumulative counters, for the metrics.
-type counts struct {
-	pings, pongs, timeouts int64
-	msgsIn, msgsOut        int64
-	bytesIn, bytesOut      int64
-}
-
-func (c *counts) add(o counts) {
-	c.pings += o.pings
-	c.pongs += o.pongs
-	c.timeouts += o.timeouts
-	c.msgsIn += o.msgsIn
-	c.msgsOut += o.msgsOut
-	c.bytesIn += o.bytesIn
-	c.bytesOut += o.bytesOut
-}
-
-// track is what the dashboard knows of one live connection.
-type track struct {
-	info    tether.ConnInfo // the last snapshot
-	missing int             // registry reads in a row that did not list it
-
-	// Keepalive events counted since the dashboard started: with a close
-	// following a timeout at once, the last snapshot may miss the timeout.
-	pings, pongs, timeouts int64
-
-	hist []event // ring of the last keepalive events
-	head int     // oldest entry once the ring is full
-}
-
-func (t *track) remember(e event, n int) {
-	if len(t.hist) < n {
-		t.hist = append(t.hist, e)
-		return
-	}
-	t.hist[t.head] = e
-	t.head = (t.head + 1) % n
-}
-
-// history returns the remembered events, oldest first.
-func (t *track) history() []event {
-	out := make([]event, 0, len(t.hist))
-	out = append(out, t.hist[t.head:]...)
-	return append(out, t.hist[:t.head]...)
-}
-
-func (t *track) counts() counts {
-	i := &t.info
-	return counts{
-		pings: max(i.PingsSent, t.pings), pongs: max(i.PongsReceived, t.pongs),
-		timeouts: max(i.PingTimeouts, t.timeouts),
-		msgsIn:   i.MessagesIn, msgsOut: i.MessagesOut, bytesIn: i.BytesIn, bytesOut: i.BytesOut,
-	}
-}
-
-// state follows a registry: its connections, their keepalive history, and
-// the events the page feeds have yet to send.
+// state follows a registry: its connections, their keepalive history, the
+// recently closed ones, and the events the page feeds have yet to send.
 type state struct {
 	reg     *tether.Registry
 	sub     *tether.Subscription
@@ -111,10 +45,15 @@ type state struct {
 	// nodes' connections (Options.Presence).
 	node     string
 	presence func() []hub.Presence
+	// keep and keepFor bound the closed connections kept (Options).
+	keep    int
+	keepFor time.Duration
 
 	mu     sync.Mutex
 	conns  map[string]*track
 	gone   map[string]time.Time // recently closed IDs
+	ended  []*track             // recently closed connections, in closing order
+	endVer uint64               // changes whenever ended does
 	list   []tether.ConnInfo    // live connections at the last read, oldest first
 	remote []connJSON           // the other nodes' connections at the last read
 	events []event              // recent events, for the feeds
@@ -124,15 +63,20 @@ type state struct {
 	lost   uint64             // events the subscription dropped
 	tick   chan struct{}      // closed and replaced at every tick
 
+	findings findingsCache
+	watchers atomic.Int32 // open feeds: findings are worked out at each tick while any is
+
 	done    chan struct{}
 	stopped chan struct{}
 }
 
-func newState(reg *tether.Registry, history int, m *Metrics) *state {
+func newState(reg *tether.Registry, history, keep int, keepFor time.Duration, m *Metrics) *state {
 	return &state{
 		reg:     reg,
 		sub:     reg.Subscribe(1024),
 		history: history,
+		keep:    keep,
+		keepFor: keepFor,
 		m:       m,
 		conns:   map[string]*track{},
 		gone:    map[string]time.Time{},
@@ -182,43 +126,53 @@ func (s *state) apply(e tether.Event) {
 		s.m.eventsLost.Add(float64(e.Dropped))
 	}
 	ev := event{Conn: e.ConnID, Kind: e.Kind.String(), Time: e.Time.UTC()}
-	t := s.track(e.ConnID)
 	switch e.Kind {
 	case tether.EventOpen:
-		if t != nil && found {
+		if t := s.track(e.ConnID); t != nil && found {
 			t.info = info
 		}
-	case tether.EventPing, tether.EventPong, tether.EventTimeout:
-		if t == nil {
-			return // a late event of a closed connection
-		}
-		switch e.Kind {
-		case tether.EventPing:
-			t.pings++
-		case tether.EventPong:
-			ms := float64(e.RTT) / float64(time.Millisecond)
-			ev.RTTms = &ms
-			t.pongs++
-			s.m.observeRTT(t.info.Role, e.RTT)
-		case tether.EventTimeout:
-			t.timeouts++
-		}
-		t.remember(ev, s.history)
 	case tether.EventClose:
 		ev.Code, ev.Reason = int(e.Code), e.Reason
-		if t := s.conns[e.ConnID]; t != nil && e.Info != nil {
-			t.info = *e.Info // the final counters, not the last poll's
-		} else if t == nil && e.Info != nil {
-			s.conns[e.ConnID] = &track{info: *e.Info}
-		}
-		s.forget(e.ConnID, ev.Time)
+		s.closeTrack(e, time.Now())
 		initiator := e.Initiator
 		if initiator == "" {
 			initiator = initiatorUnknown
 		}
 		s.m.closes.WithLabelValues(codeLabel(e.Code), initiator).Inc()
+	default:
+		t := s.track(e.ConnID)
+		if t == nil || !t.count(e, &ev, s.m) {
+			return // a late event of a closed connection, or an unknown kind
+		}
+		t.remember(ev, s.history)
 	}
 	s.append(ev)
+}
+
+// count counts a keepalive or stall event in the track and fills in what ev
+// says of it; false for a kind the dashboard does not know.
+func (t *track) count(e tether.Event, ev *event, m *Metrics) bool {
+	switch e.Kind {
+	case tether.EventPing:
+		t.pings++
+	case tether.EventPong:
+		ms := float64(e.RTT) / float64(time.Millisecond)
+		ev.RTTms = &ms
+		t.pongs++
+		m.observeRTT(t.info.Role, e.RTT)
+	case tether.EventTimeout:
+		t.timeouts++
+	case tether.EventPeerPing:
+		t.peerPings++
+		ev.Interval = seconds(e.Interval)
+	case tether.EventStall:
+		t.stalls++
+	case tether.EventResume:
+		ev.Interval = seconds(e.Interval)
+	default:
+		return false
+	}
+	return true
 }
 
 // track returns the connection's track, creating it, or nil once the
@@ -235,18 +189,46 @@ func (s *state) track(id string) *track {
 	return t
 }
 
-// forget drops a closed connection, keeping its counters in the totals.
-func (s *state) forget(id string, now time.Time) {
-	if t := s.conns[id]; t != nil && t.info.Role != "" { // "": never read, nothing counted
-		c := s.closed[t.info.Role]
-		if c == nil {
-			c = &counts{}
-			s.closed[t.info.Role] = c
+// closeTrack takes a close event: the track gets the final snapshot the
+// event carries (its counters and how it ended) and moves to the closed
+// ones. A close that comes after the connection was taken as closed (its
+// reads missed) still updates what is kept of it.
+func (s *state) closeTrack(e tether.Event, now time.Time) {
+	t := s.conns[e.ConnID]
+	if t == nil {
+		if k := s.endedTrack(e.ConnID); k != nil && e.Info != nil {
+			k.info = closedInfo(*e.Info, k, now)
+			s.endVer++
+			return
 		}
-		c.add(t.counts())
+		if _, ok := s.gone[e.ConnID]; ok || e.Info == nil {
+			return
+		}
+		t = &track{}
+		s.conns[e.ConnID] = t
 	}
+	if e.Info != nil {
+		t.info = *e.Info // the final counters, not the last poll's
+	}
+	s.forget(e.ConnID, now)
+}
+
+// forget drops a closed connection from the live ones, keeping its counters
+// in the totals and the connection itself among the recently closed.
+func (s *state) forget(id string, now time.Time) {
+	t := s.conns[id]
 	delete(s.conns, id)
 	s.gone[id] = now
+	if t == nil || t.info.Role == "" { // never read: nothing to count or show
+		return
+	}
+	c := s.closed[t.info.Role]
+	if c == nil {
+		c = &counts{}
+		s.closed[t.info.Role] = c
+	}
+	c.add(t.counts())
+	s.retain(t, now)
 }
 
 func (s *state) append(e event) {
@@ -304,6 +286,7 @@ func (s *state) merge(list []tether.ConnInfo, now time.Time) {
 			delete(s.gone, id)
 		}
 	}
+	s.expire(now)
 }
 
 // readRemote returns the other nodes' connections, by node, oldest first
@@ -333,11 +316,14 @@ func (s *state) readRemote() []connJSON {
 }
 
 // refresh reads the registry and the other nodes' connections, samples the
-// connection count (the cluster's, in cluster mode) when asked to, and
-// wakes the feeds.
+// connection count (the cluster's, in cluster mode) when asked to, works
+// out the findings while a page watches, and wakes the feeds.
 func (s *state) refresh(now time.Time, sampleCount bool) {
 	list := s.read()
 	remote := s.readRemote()
+	if s.watchers.Load() > 0 {
+		s.refreshFindings()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.merge(list, now)
@@ -383,12 +369,16 @@ func (s *state) totals() ([]tether.ConnInfo, map[string]counts) {
 	return slices.Clone(s.list), out
 }
 
-// connection returns the last snapshot of one connection and its history.
+// connection returns the last snapshot of one connection and its history:
+// a live one's, or the final one of a recently closed one.
 func (s *state) connection(id string) (tether.ConnInfo, []event, bool) {
 	info, ok := s.reg.Get(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !ok {
+		if t := s.endedTrack(id); t != nil {
+			return t.info, t.history(), true
+		}
 		return tether.ConnInfo{}, nil, false
 	}
 	if t := s.conns[id]; t != nil {
