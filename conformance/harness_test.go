@@ -126,13 +126,7 @@ func (ep *endpoint) echo(c *tether.Conn) {
 			ep.err = err
 			return
 		}
-		if typ == tether.Text && strings.HasPrefix(string(data), closeCommand) {
-			var code int
-			cmd := strings.TrimPrefix(string(data), closeCommand)
-			fmt.Sscanf(cmd, "%d", &code)
-			_, reason, _ := strings.Cut(cmd, " ")
-			ep.closeCalled = true
-			ep.closeErr = c.Close(tether.StatusCode(code), reason)
+		if ep.closeCommand(c, typ, data) {
 			writing = false
 			continue
 		}
@@ -144,17 +138,26 @@ func (ep *endpoint) echo(c *tether.Conn) {
 	}
 }
 
+// closeCommand runs the close command if data is one, and reports whether
+// it was.
+func (ep *endpoint) closeCommand(c *tether.Conn, typ tether.MessageType, data []byte) bool {
+	if typ != tether.Text || !strings.HasPrefix(string(data), closeCommand) {
+		return false
+	}
+	var code int
+	cmd := strings.TrimPrefix(string(data), closeCommand)
+	fmt.Sscanf(cmd, "%d", &code)
+	_, reason, _ := strings.Cut(cmd, " ")
+	ep.closeCalled = true
+	ep.closeErr = c.Close(tether.StatusCode(code), reason)
+	return true
+}
+
 // serveEcho is echo with Serve: the handle writes each message back (a
 // failed Write does not end the serving) or runs the close command.
 func (ep *endpoint) serveEcho(ctx context.Context, c *tether.Conn) {
 	ep.err = c.Serve(ctx, func(typ tether.MessageType, data []byte) error {
-		if typ == tether.Text && strings.HasPrefix(string(data), closeCommand) {
-			var code int
-			cmd := strings.TrimPrefix(string(data), closeCommand)
-			fmt.Sscanf(cmd, "%d", &code)
-			_, reason, _ := strings.Cut(cmd, " ")
-			ep.closeCalled = true
-			ep.closeErr = c.Close(tether.StatusCode(code), reason)
+		if ep.closeCommand(c, typ, data) {
 			return nil
 		}
 		c.Write(ctx, typ, data)

@@ -7,7 +7,7 @@
 // The table must show a node column and every connection, this node's
 // first; the timeline a lane for the local connection only; the summary
 // the number of nodes. It prints "PASS" and exits 0, or exits 1.
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 import { join } from 'node:path';
 
 const [url, shots, localID, ...remoteIDs] = process.argv.slice(2);
@@ -24,12 +24,7 @@ async function waitUntil(what, fn, timeoutMs = 10000) {
   fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 let code = 0;
 try {
   const page = await (await browser.newContext({ viewport: { width: 1400, height: 800 } })).newPage();

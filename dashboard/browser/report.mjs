@@ -10,7 +10,7 @@
 // the interval-mismatch finding in the header, naming the three lanes; then
 // it takes the screenshot. It prints "PASS" and exits 0, or exits 1 with
 // the reason.
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 
 const [url, shot] = process.argv.slice(2);
 if (!url || !shot) {
@@ -28,12 +28,7 @@ async function waitUntil(what, fn, timeoutMs = 15000) {
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 let code = 0;
 try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });

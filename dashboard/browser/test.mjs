@@ -22,7 +22,7 @@
 //   6. a second page, whose feed is refused, falls back to polling and
 //      still shows the table, the lanes and the closed connections.
 // It prints "PASS" and exits 0, or exits 1 with the reason.
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 
@@ -97,12 +97,7 @@ async function failedShown(page, id) {
     /closed 1011 keepalive ping timeout/.test(lane.sub) && row && row.code === '1011' && row.failed;
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 let code = 0;
 try {
   const context = await browser.newContext({ viewport: { width: 1400, height: 1100 } });
