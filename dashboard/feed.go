@@ -43,20 +43,10 @@ func (h *Handler) feed(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Accept answered the request
 	}
-	// The page sends nothing; reading notices its close.
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		for {
-			if _, _, err := c.Read(context.Background()); err != nil {
-				return
-			}
-		}
-	}()
-	defer func() {
-		c.CloseNow()
-		<-readDone
-	}()
+	// The page sends nothing: drop whatever comes, and the connection still
+	// answers pings and notices the page's close, without a goroutine here.
+	c.DiscardMessages()
+	defer c.CloseNow()
 
 	h.state.watchers.Add(1) // findings are worked out at each tick meanwhile
 	defer h.state.watchers.Add(-1)
