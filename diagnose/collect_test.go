@@ -78,7 +78,7 @@ func ExampleAnalyze() {
 		panic(err)
 	}
 	for _, s := range rep.Streams {
-		fmt.Printf("%s: %d pings every %.2f s\n", short(s.Name), s.Pings, s.Interval.Median)
+		fmt.Printf("%s: %d pings every %.2f s\n", s.Short, s.Pings, s.Interval.Median)
 	}
 	for _, f := range rep.Findings {
 		fmt.Println(f.Kind)
@@ -86,7 +86,7 @@ func ExampleAnalyze() {
 	// Output:
 	// unlabeled #1: 34 pings every 0.25 s
 	// unlabeled #2: 34 pings every 0.25 s
-	// 1c46da32…: 8 pings every 1.00 s
+	// e48bb17c: 8 pings every 1.00 s
 	// interval-mismatch
 	// unlabeled-stream
 	// duplicate-connection

@@ -91,7 +91,7 @@ func timeoutFinding(s *Stream) *Finding {
 	}
 	conns, names := ids(s)
 	return &Finding{Kind: KindPingTimeout, Severity: "error", Conns: conns, Streams: names,
-		Message: fmt.Sprintf("%s: %s: the peer stopped answering.", s.Name, strings.Join(parts, ", ")),
+		Message: fmt.Sprintf("%s: %s: the peer stopped answering.", short(s.Name), strings.Join(parts, ", ")),
 		Advice: "Check the peer at that time: a blocked event loop or a busy process does not answer pings, " +
 			"a proxy or load balancer may have dropped the idle connection, or the network path went down. " +
 			"If the peer is only slow, raise ping_timeout (python-websockets) or PingTimeout (Tether) above its worst pause."}
@@ -136,15 +136,26 @@ func names(ss []*Stream) string {
 	for _, s := range ss {
 		n = append(n, short(s.Name))
 	}
-	return strings.Join(n, ", ")
+	return capList(n, 6)
 }
 
-// short cuts a UUID-like ID to its first 8 characters for prose.
-func short(name string) string {
-	if len(name) > 13 && !strings.HasPrefix(name, "unlabeled") {
-		return name[:8] + "…"
+// capList joins items with commas, the first most of them and "and N more":
+// a finding about a proxy's thousand connections stays a paragraph. The
+// JSON's conns and streams list them all.
+func capList(items []string, most int) string {
+	if len(items) > most {
+		return strings.Join(items[:most-1], ", ") + fmt.Sprintf(" and %d more", len(items)-most+1)
 	}
-	return name
+	return strings.Join(items, ", ")
+}
+
+// short names a stream in prose: a labeled connection by ShortID, an
+// unlabeled stream by its name.
+func short(name string) string {
+	if strings.HasPrefix(name, "unlabeled") {
+		return name
+	}
+	return ShortID(name)
 }
 
 func unlabeled(r *Report) *Finding {
@@ -248,7 +259,7 @@ func rttGrowing(s *Stream) *Finding {
 	}
 	conns, nm := ids(s)
 	return &Finding{Kind: KindRTTGrowing, Severity: "warning", Conns: conns, Streams: nm,
-		Message: fmt.Sprintf("%s: the round trip grew from %.1f ms to %.1f ms over the log.", s.Name, early, late),
+		Message: fmt.Sprintf("%s: the round trip grew from %.1f ms to %.1f ms over the log.", short(s.Name), early, late),
 		Advice: "A growing round trip is a queue filling up: the peer (or this side) reads too slowly, a send buffer backs up, " +
 			"or the event loop is busy. Look at message rates and handler time; it often ends in a ping timeout."}
 }
@@ -299,7 +310,7 @@ func peerOnly(s *Stream, all []Stream) *Finding {
 	}
 	conns, nm := ids(s)
 	return &Finding{Kind: KindPeerPingsOnly, Severity: "info", Conns: conns, Streams: nm,
-		Message: fmt.Sprintf("%s answers %d pings from its peer but sends none of its own: its keepalive is off.", s.Name, s.PeerPings),
+		Message: fmt.Sprintf("%s answers %d pings from its peer but sends none of its own: its keepalive is off.", short(s.Name), s.PeerPings),
 		Advice: "Fine while the peer keeps the connection alive. To notice a dead peer from this side, turn keepalive on " +
 			"(ping_interval in python-websockets, PingInterval in Tether)."}
 }

@@ -36,6 +36,7 @@ type Stream struct {
 	Last     *string        `json:"last"`
 
 	Name       string   `json:"name"`       // Conn, or "unlabeled #N"
+	Short      string   `json:"short"`      // ShortID(Conn), or Name: how the text report and findings name it
 	Unanswered int      `json:"unanswered"` // pings with no pong, not timed out, not the last
 	PeerPings  int      `json:"peer_pings"` // pings the peer sent
 	Logger     string   `json:"logger,omitempty"`
@@ -119,10 +120,11 @@ func (a *Analyzer) Report() *Report {
 	for i := range rep.Streams {
 		s := &rep.Streams[i]
 		if s.Labeled {
-			s.Name = s.Conn
+			s.Name, s.Short = s.Conn, ShortID(s.Conn)
 		} else {
 			n++
 			s.Name = fmt.Sprintf("unlabeled #%d", n)
+			s.Short = s.Name
 		}
 		if s.Interval != nil || s.RTT != nil || s.First != nil {
 			rep.timed = true

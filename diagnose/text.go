@@ -60,7 +60,7 @@ func (r *Report) writeStreams(w io.Writer) {
 	fmt.Fprintln(tw, head+"\tWHERE")
 	for i := range r.Streams {
 		s := &r.Streams[i]
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\t%s\t%s", s.Name, s.Source, dash(s.Role),
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\t%s\t%s", short(s.Name), s.Source, dash(s.Role),
 			s.Pings, s.Pongs, s.Timeouts, intervalText(s), rttText(s))
 		if peers {
 			fmt.Fprintf(tw, "\t%d\t%s", s.PeerPings, statsText(s.PeerInterval))
@@ -88,7 +88,7 @@ func (r *Report) writePairs(w io.Writer) {
 			how = fmt.Sprintf("%d ping%s logged at both ends", s.Peer.Matches, plurals(s.Peer.Matches))
 		}
 		other := r.Streams[streamIndex(r, s.Peer.Name)]
-		fmt.Fprintf(tw, "  %s (%s)\t<->\t%s (%s)\t%s\n", s.Name, endText(s), other.Name, endText(&other), how)
+		fmt.Fprintf(tw, "  %s (%s)\t<->\t%s (%s)\t%s\n", short(s.Name), endText(s), short(other.Name), endText(&other), how)
 	}
 	tw.Flush()
 }
