@@ -62,7 +62,8 @@ func TestEmptyLog(t *testing.T) {
 	if err := rep.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Streams) != 0 || len(rep.Findings) != 0 || !strings.Contains(b.String(), "No keepalive traffic") {
+	if len(rep.Streams) != 0 || len(rep.Findings) != 1 || rep.Findings[0].Kind != KindNoKeepalive ||
+		!strings.HasPrefix(b.String(), "No keepalive traffic") || strings.Contains(b.String(), "No findings") {
 		t.Fatalf("%+v\n%s", rep, b.String())
 	}
 }

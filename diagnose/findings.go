@@ -27,6 +27,7 @@ const (
 	KindRTTGrowing       = "rtt-growing"
 	KindBunched          = "pings-bunched"
 	KindPeerPingsOnly    = "peer-pings-only"
+	KindNoKeepalive      = "no-keepalive"
 )
 
 func findings(a *Analyzer, r *Report) []Finding {
@@ -35,6 +36,10 @@ func findings(a *Analyzer, r *Report) []Finding {
 		if f != nil {
 			fs = append(fs, *f)
 		}
+	}
+	if r.NoKeepalive() {
+		return append(fs, Finding{Kind: KindNoKeepalive, Severity: "info", Conns: []string{}, Streams: []string{},
+			Message: noKeepaliveSentence(r.Lines), Advice: noKeepaliveAdvice})
 	}
 	for i := range r.Streams {
 		add(timeoutFinding(&r.Streams[i]))
@@ -61,6 +66,16 @@ func findings(a *Analyzer, r *Report) []Finding {
 			Conns:   []string{}, Streams: []string{}})
 	}
 	return fs
+}
+
+const noKeepaliveAdvice = `Log at debug level: python-websockets logs its keepalive on the "websockets" logger at DEBUG, Tether its pings and pongs at debug (--log-level debug). If keepalive is off at both ends (ping_interval=None, PingInterval < 0), a dead peer goes unnoticed until the next write.`
+
+// noKeepaliveSentence is the whole text report of a log without keepalive
+// traffic: there is nothing else to say, and "no findings" would read as
+// "all is well".
+func noKeepaliveSentence(c Counts) string {
+	return fmt.Sprintf("No keepalive traffic in these %d lines (%d about connections, %d other lines of known sources, %d of no known source): "+
+		"no ping, pong or keepalive timeout, so there is nothing to diagnose.", c.Lines, c.Keepalive, c.Parsed-c.Keepalive, c.Skipped)
 }
 
 func ids(ss ...*Stream) ([]string, []string) {

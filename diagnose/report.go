@@ -102,6 +102,19 @@ type Mark struct {
 // Marks returns the stream's events in time order, for a timeline.
 func (s *Stream) Marks() []Mark { return s.marks }
 
+// NoKeepalive reports whether the logs hold no keepalive traffic at all: no
+// ping sent or received, no pong, no timeout. `tether diagnose` says so in
+// one sentence and exits with a status of its own.
+func (r *Report) NoKeepalive() bool {
+	for i := range r.Streams {
+		s := &r.Streams[i]
+		if s.Pings > 0 || s.PeerPings > 0 || s.Timeouts > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // Timed reports whether the report's times are clock times; without
 // timestamps, marks are placed by line number.
 func (r *Report) Timed() bool { return r.timed }
@@ -175,6 +188,7 @@ func (a *Analyzer) streams(c *context, rep *Report) []Stream {
 		}
 		var loose []int
 		groups, loose = linkTimes(in, defaultLink)
+		groups, loose = c.splitUnanswered(groups, loose)
 		rep.Unattributed += len(loose)
 	} else {
 		groups = linkOrdinal(c)

@@ -20,14 +20,15 @@ func (r *Report) WriteJSON(w io.Writer) error {
 func (r *Report) WriteText(w io.Writer) error {
 	ew := &errWriter{w: w}
 	c := r.Lines
+	if r.NoKeepalive() {
+		wrap(ew, noKeepaliveSentence(c), "", 100)
+		wrap(ew, "What to do: "+noKeepaliveAdvice, "", 100)
+		return ew.err
+	}
 	fmt.Fprintf(ew, "%d lines: %d keepalive and connection lines, %d other lines of known sources, %d skipped\n",
 		c.Lines, c.Keepalive, c.Parsed-c.Keepalive, c.Skipped)
-	if len(r.Streams) == 0 {
-		fmt.Fprintln(ew, "\nNo keepalive traffic found: diagnose reads Tether's records and python-websockets' debug lines (enable DEBUG for the \"websockets\" logger).")
-	} else {
-		fmt.Fprintf(ew, "\n%d stream%s:\n", len(r.Streams), plurals(len(r.Streams)))
-		r.writeStreams(ew)
-	}
+	fmt.Fprintf(ew, "\n%d stream%s:\n", len(r.Streams), plurals(len(r.Streams)))
+	r.writeStreams(ew)
 	if r.Unattributed > 0 || r.UnattributedPeer > 0 {
 		fmt.Fprintf(ew, "  (%d unlabeled pings fit no stream; %d pings from peers could not be given to one)\n", r.Unattributed, r.UnattributedPeer)
 	}

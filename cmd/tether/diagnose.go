@@ -88,6 +88,21 @@ func runDiagnose(r diagnoseRun) error {
 			return err
 		}
 	}
+	if err := r.write(rep, took); err != nil {
+		return err
+	}
+	if rep.NoKeepalive() {
+		return exitError{exitNoKeepalive}
+	}
+	return nil
+}
+
+// exitNoKeepalive is diagnose's exit status when the logs hold no keepalive
+// traffic: a script can tell "nothing to read" (wrong log level, wrong
+// file) from a report, which exits 0, and from an error, which exits 1.
+const exitNoKeepalive = 3
+
+func (r diagnoseRun) write(rep *diagnose.Report, took time.Duration) error {
 	w := bufio.NewWriter(r.out)
 	if r.json {
 		if err := rep.WriteJSON(w); err != nil {
@@ -98,7 +113,9 @@ func runDiagnose(r diagnoseRun) error {
 	if err := rep.WriteText(w); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nRead %d lines in %s (%s lines/s).\n", rep.Lines.Lines, took.Round(time.Millisecond), rate(rep.Lines.Lines, took))
+	if !rep.NoKeepalive() {
+		fmt.Fprintf(w, "\nRead %d lines in %s (%s lines/s).\n", rep.Lines.Lines, took.Round(time.Millisecond), rate(rep.Lines.Lines, took))
+	}
 	if r.svg != "" {
 		fmt.Fprintf(w, "Timeline written to %s.\n", r.svg)
 	}

@@ -302,3 +302,28 @@ func TestDiagnoseBothEnds(t *testing.T) {
 		t.Errorf("text lacks the 3 pairs:\n%s", text)
 	}
 }
+
+// TestDiagnoseNoKeepalive reads a log of a connection with keepalive off at
+// both ends: one sentence (and what to do), no "no findings" that reads as
+// all well, and exit status 3, in text and in JSON.
+func TestDiagnoseNoKeepalive(t *testing.T) {
+	for _, asJSON := range []bool{false, true} {
+		var out bytes.Buffer
+		err := runDiagnose(diagnoseRun{files: []string{fixtures + "quiet.log"}, out: &out, errOut: io.Discard,
+			stdin: strings.NewReader(""), json: asJSON})
+		if e, ok := err.(exitError); !ok || e.code != exitNoKeepalive || exitNoKeepalive == 0 || exitNoKeepalive == 1 {
+			t.Errorf("json %v: error %v, want exit status %d", asJSON, err, exitNoKeepalive)
+		}
+		text := out.String()
+		if asJSON {
+			if !strings.Contains(text, `"kind": "no-keepalive"`) {
+				t.Errorf("JSON lacks the no-keepalive finding:\n%s", text)
+			}
+			continue
+		}
+		if !strings.HasPrefix(text, "No keepalive traffic in these 21 lines") || strings.Contains(text, "No findings") ||
+			strings.Contains(text, "stream") || strings.Count(text, "\n") > 6 {
+			t.Errorf("text report:\n%s", text)
+		}
+	}
+}
