@@ -15,6 +15,7 @@ import (
 type Analyzer struct {
 	p        *parser
 	file     int
+	files    []fileStart // one per Feed
 	line     int32
 	counts   Counts
 	ctxIndex map[ctxKey]int32
@@ -157,8 +158,13 @@ func Analyze(r io.Reader) (*Report, error) {
 // Feed reads one log to its end, streaming: memory grows with the number of
 // keepalive pings, not with the log's size. Lines of different Feed calls
 // are never taken for lines of one unlabeled connection.
-func (a *Analyzer) Feed(r io.Reader) error {
+func (a *Analyzer) Feed(r io.Reader) error { return a.FeedNamed("", r) }
+
+// FeedNamed is Feed for a log with a name, which the report gives with the
+// line numbers of its streams.
+func (a *Analyzer) FeedNamed(name string, r io.Reader) error {
 	a.file++
+	a.files = append(a.files, fileStart{name: name, before: a.line})
 	br := bufio.NewReaderSize(r, 256<<10)
 	var long []byte
 	var read, reported int64

@@ -99,7 +99,7 @@ func timeoutFinding(s *Stream) *Finding {
 				break
 			}
 		}
-		parts = append(parts, fmt.Sprintf("%s keepalive timeout%s%s after %d pings", plural(s.Timeouts, "a", "%d"), plurals(s.Timeouts), when, s.Pings))
+		parts = append(parts, fmt.Sprintf("%s keepalive timeout%s%s after %d %s", plural(s.Timeouts, "a", "%d"), plurals(s.Timeouts), when, s.Pings, plural(s.Pings, "ping", "pings")))
 	}
 	if s.Unanswered > 0 {
 		parts = append(parts, fmt.Sprintf("%d pings never answered", s.Unanswered))

@@ -11,6 +11,10 @@ import (
 // DESIGN.md (`tether diagnose --json`); the fields after the contract's are
 // extensions.
 type Report struct {
+	// Attribution lists every keepalive and connection line with its
+	// stream; filled by Attribute (tether diagnose --lines).
+	Attribution []LineAttr `json:"attribution,omitempty"`
+
 	Streams  []Stream  `json:"streams"`
 	Findings []Finding `json:"findings"`
 	Lines    Counts    `json:"lines"`
@@ -19,6 +23,7 @@ type Report struct {
 	Unattributed     int `json:"unattributed_pings"`
 	UnattributedPeer int `json:"unattributed_peer_pings"`
 	timed            bool
+	a                *Analyzer
 }
 
 // Stream is the keepalive traffic of one connection.
@@ -52,12 +57,30 @@ type Stream struct {
 	Local        string         `json:"local,omitempty"` // the connection's own address, when logged
 	Peer         *PeerLink      `json:"peer"`            // the other end's stream, when the logs hold both
 
+	// FirstLine and LastLine are the stream's first and last line (keepalive,
+	// open, close), numbered within File and LastFile (the log's name, ""
+	// for standard input; LastFile only when it differs), so a person can
+	// check the stream in the log; --lines lists every line.
+	File      string `json:"file,omitempty"`
+	FirstLine int    `json:"first_line"`
+	LastLine  int    `json:"last_line"`
+	LastFile  string `json:"last_file,omitempty"`
+	// Confidence is how sure the split of unlabeled lines into this stream
+	// is: "labeled" (the lines carry its ID), "high", "medium" or "low",
+	// with the reason in ConfidenceWhy.
+	Confidence    string `json:"confidence"`
+	ConfidenceWhy string `json:"confidence_why,omitempty"`
+
 	marks     []Mark
 	pingLines []int32
 	rtts      []float64 // ms, in time order
 	pingTimes []int64
-	firstLine int32
+	firstLine int32 // its first ping or peer ping: the report's order
+	lo, hi    int32 // its first and last line of any kind
 	ctx       int
+	idx       []int     // its pings, indices into its context's
+	peerMarks []mark    // the peer's pings it holds
+	extra     []lineRef // its other lines: opens, closes, failures, timeouts that matched no ping
 
 	start, end   int64    // the stream's first and last event, open and close included; 0 without times
 	sent, recv   []uint64 // payload hashes of its own pings and of the peer's
@@ -121,7 +144,7 @@ func (r *Report) Timed() bool { return r.timed }
 
 // Report analyzes what was fed so far.
 func (a *Analyzer) Report() *Report {
-	rep := &Report{Lines: a.counts, Streams: []Stream{}, Findings: []Finding{}}
+	rep := &Report{Lines: a.counts, Streams: []Stream{}, Findings: []Finding{}, a: a}
 	for ci, c := range a.ctxs {
 		for _, s := range a.streams(c, rep) {
 			s.ctx = ci
@@ -141,6 +164,14 @@ func (a *Analyzer) Report() *Report {
 		}
 		if s.Interval != nil || s.RTT != nil || s.First != nil {
 			rep.timed = true
+		}
+		s.File, s.FirstLine = a.fileLine(s.lo)
+		if s.FirstLine == 0 || len(a.files) < 2 {
+			s.File = "" // one log: its line numbers say it all
+		}
+		var last string
+		if last, s.LastLine = a.fileLine(s.hi); last != s.File {
+			s.LastFile = last
 		}
 	}
 	pairEnds(rep.Streams)
@@ -202,6 +233,7 @@ func (a *Analyzer) streams(c *context, rep *Report) []Stream {
 		sort.Ints(g)
 		out = append(out, c.stream(g, peer))
 	}
+	c.attachFailures(out)
 	// Timeouts that matched no ping go to the stream last heard before them.
 	for _, m := range c.timeouts {
 		best := -1
@@ -213,6 +245,7 @@ func (a *Analyzer) streams(c *context, rep *Report) []Stream {
 		if best >= 0 {
 			out[best].Timeouts++
 			out[best].marks = append(out[best].marks, Mark{At: at(m.t, m.line, m.hasTime), Kind: MarkTimeout})
+			out[best].addLine(m.line, lineTimeout)
 		}
 	}
 	return out
@@ -244,6 +277,14 @@ func (c *context) labeledFacts(s *Stream) {
 		s.Declared = &d
 	}
 	s.keepaliveOff = c.openInterval == 0
+	for _, m := range c.timeouts {
+		s.Timeouts++
+		s.marks = append(s.marks, Mark{At: at(m.t, m.line, m.hasTime), Kind: MarkTimeout})
+	}
+	s.addMarks(c.opens, lineOpen)
+	s.addMarks(c.closes, lineClose)
+	s.addMarks(c.fails, lineFailure)
+	s.addMarks(c.timeouts, lineTimeout)
 	for _, ms := range [][]mark{c.opens, c.closes} {
 		for _, m := range ms {
 			switch {
@@ -289,7 +330,7 @@ func at(t int64, line int32, hasTime bool) int64 {
 // in log order) and peer pings.
 func (c *context) stream(idx []int, peer []mark) Stream {
 	s := Stream{Source: c.key.src.String(), Role: c.role, Logger: c.key.logger, Thread: c.key.thread,
-		Remote: c.remote, PeerPings: len(peer), firstLine: math.MaxInt32}
+		Remote: c.remote, PeerPings: len(peer), firstLine: math.MaxInt32, lo: math.MaxInt32, idx: idx, peerMarks: peer}
 	s.marks = make([]Mark, 0, 2*len(idx)+len(peer)) // a server's log: a million peer pings
 	if len(peer) > 0 && peer[0].hash != 0 {
 		s.recv = make([]uint64, 0, len(peer))
@@ -297,7 +338,7 @@ func (c *context) stream(idx []int, peer []mark) Stream {
 	var first, last int64
 	timed := true
 	seen := func(t int64, line int32, hasTime bool) {
-		s.firstLine = min(s.firstLine, line)
+		s.firstLine, s.lo, s.hi = min(s.firstLine, line), min(s.lo, line), max(s.hi, line)
 		if !hasTime {
 			timed = false
 			return
@@ -313,6 +354,7 @@ func (c *context) stream(idx []int, peer []mark) Stream {
 	for i, k := range idx {
 		p := c.pings[k]
 		seen(p.t, p.line, p.hasTime)
+		s.hi = max(s.hi, p.line2, p.pongLine, p.confirmLine, p.timeoutLine)
 		s.Pings++
 		s.pingLines = append(s.pingLines, p.line)
 		s.pingTimes = append(s.pingTimes, p.t)

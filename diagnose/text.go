@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 )
@@ -54,14 +55,14 @@ func (r *Report) writeStreams(w io.Writer) {
 		peers = peers || r.Streams[i].PeerPings > 0
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	head := "  STREAM\tSOURCE\tROLE\tPINGS\tPONGS\tTIMEOUTS\tINTERVAL\tRTT"
+	head := "  STREAM\tLINES\tSOURCE\tROLE\tPINGS\tPONGS\tTIMEOUTS\tINTERVAL\tRTT"
 	if peers {
 		head += "\tPEER PINGS\tPEER INTERVAL"
 	}
 	fmt.Fprintln(tw, head+"\tWHERE")
 	for i := range r.Streams {
 		s := &r.Streams[i]
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\t%s\t%s", short(s.Name), s.Source, dash(s.Role),
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s", short(s.Name), linesText(s), s.Source, dash(s.Role),
 			s.Pings, s.Pongs, s.Timeouts, intervalText(s), rttText(s))
 		if peers {
 			fmt.Fprintf(tw, "\t%d\t%s", s.PeerPings, statsText(s.PeerInterval))
@@ -110,6 +111,23 @@ func streamIndex(r *Report, name string) int {
 		}
 	}
 	return -1
+}
+
+// linesText is a stream's first and last line, "17-240", with the log's
+// name when it has one ("server.log:17-240") and the last log's when the
+// stream goes on in another.
+func linesText(s *Stream) string {
+	if s.FirstLine == 0 {
+		return "-"
+	}
+	t := fmt.Sprintf("%d-%d", s.FirstLine, s.LastLine)
+	if s.LastFile != "" {
+		t = fmt.Sprintf("%d-%s:%d", s.FirstLine, filepath.Base(s.LastFile), s.LastLine)
+	}
+	if s.File != "" {
+		t = filepath.Base(s.File) + ":" + t
+	}
+	return t
 }
 
 func statsText(iv *IntervalStats) string {

@@ -16,6 +16,7 @@ func diagnoseCmd() *cobra.Command {
 	var (
 		asJSON  bool
 		svgPath string
+		lines   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "diagnose [FILE...]",
@@ -29,12 +30,13 @@ func diagnoseCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, files []string) error {
 			return runDiagnose(diagnoseRun{
 				files: files, stdin: os.Stdin, out: cmd.OutOrStdout(), errOut: os.Stderr,
-				json: asJSON, svg: svgPath, progress: isTerminal(os.Stderr),
+				json: asJSON, svg: svgPath, lines: lines, progress: isTerminal(os.Stderr),
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the analysis as JSON")
 	cmd.Flags().StringVar(&svgPath, "svg", "", "also write a timeline of the streams to this SVG file")
+	cmd.Flags().BoolVar(&lines, "lines", false, "list every keepalive and connection line (FILE:LINE, stream, what) instead of the report; with --json, add them to it as attribution")
 	return cmd
 }
 
@@ -45,6 +47,7 @@ type diagnoseRun struct {
 	out, errOut io.Writer
 	json        bool
 	svg         string
+	lines       bool // list each line's stream (--lines)
 	progress    bool // show a progress bar on errOut
 }
 
@@ -55,13 +58,14 @@ func runDiagnose(r diagnoseRun) error {
 	if bar != nil {
 		a.Progress = func(int64) {}
 	}
-	feed := func(in io.Reader) error {
+	feedNamed := func(name string, in io.Reader) error {
 		if bar == nil {
-			return a.Feed(in)
+			return a.FeedNamed(name, in)
 		}
 		pr := progressbar.NewReader(in, bar)
-		return a.Feed(&pr)
+		return a.FeedNamed(name, &pr)
 	}
+	feed := func(in io.Reader) error { return feedNamed("", in) }
 	if len(r.files) == 0 {
 		if err := feed(r.stdin); err != nil {
 			return fmt.Errorf("reading standard input: %w", err)
@@ -72,7 +76,7 @@ func runDiagnose(r diagnoseRun) error {
 		if err != nil {
 			return err
 		}
-		err = feed(f)
+		err = feedNamed(name, f)
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", name, err)
@@ -104,6 +108,15 @@ const exitNoKeepalive = 3
 
 func (r diagnoseRun) write(rep *diagnose.Report, took time.Duration) error {
 	w := bufio.NewWriter(r.out)
+	if r.lines {
+		rep.Attribute()
+	}
+	if r.lines && !r.json {
+		if err := rep.WriteLines(w); err != nil {
+			return err
+		}
+		return w.Flush()
+	}
 	if r.json {
 		if err := rep.WriteJSON(w); err != nil {
 			return err
