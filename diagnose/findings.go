@@ -41,9 +41,7 @@ func findings(a *Analyzer, r *Report) []Finding {
 		return append(fs, Finding{Kind: KindNoKeepalive, Severity: "info", Conns: []string{}, Streams: []string{},
 			Message: noKeepaliveSentence(r.Lines), Advice: noKeepaliveAdvice})
 	}
-	for i := range r.Streams {
-		add(timeoutFinding(&r.Streams[i]))
-	}
+	fs = append(fs, timeoutFindings(r.Streams)...)
 	for _, ss := range byRole(r.Streams) {
 		add(intervalMismatch(ss))
 	}

@@ -166,12 +166,12 @@ func (a *Analyzer) Report() *Report {
 			rep.timed = true
 		}
 		s.File, s.FirstLine = a.fileLine(s.lo)
-		if s.FirstLine == 0 || len(a.files) < 2 {
-			s.File = "" // one log: its line numbers say it all
-		}
 		var last string
 		if last, s.LastLine = a.fileLine(s.hi); last != s.File {
 			s.LastFile = last
+		}
+		if len(a.files) < 2 {
+			s.File, s.LastFile = "", "" // one log: its line numbers say it all
 		}
 	}
 	pairEnds(rep.Streams)
