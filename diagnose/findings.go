@@ -277,30 +277,78 @@ func rttGrowing(s *Stream) *Finding {
 			"or the event loop is busy. Look at message rates and handler time; it often ends in a ping timeout."}
 }
 
-// bunched reports pairs of streams whose pings come within a few
-// milliseconds of each other most periods: connections opened together with
-// one interval, often two instances of one client.
+// bunched reports streams whose pings come within a few milliseconds of
+// each other most periods: connections opened together with one interval,
+// often several instances of one client. Streams that bunch pairwise are
+// told as one group. A server pings its connections on one timer setting,
+// so its own streams are left out, and past maxBunchCompare streams the
+// pairwise comparison is skipped: that many clients in one log are a
+// proxy's, where bunching says nothing.
 func bunched(ss []Stream) []Finding {
-	var fs []Finding
+	var cand []*Stream
 	for i := range ss {
-		for j := i + 1; j < len(ss); j++ {
-			a, b := &ss[i], &ss[j]
-			if a.Interval == nil || b.Interval == nil || a.Pings < 3 || b.Pings < 3 ||
-				math.Abs(a.Interval.Median-b.Interval.Median) > 0.15*a.Interval.Median {
-				continue
-			}
-			window := int64((0.01 + 0.001*a.Interval.Median) * 1e9)
-			if closeShare(a.pingTimes, b.pingTimes, window) < 0.5 {
-				continue
-			}
-			conns, nm := ids(a, b)
-			fs = append(fs, Finding{Kind: KindBunched, Severity: "info", Conns: conns, Streams: nm,
-				Message: fmt.Sprintf("%s and %s ping within %d ms of each other every %s: they were opened together with the same interval.",
-					short(a.Name), short(b.Name), window/1e6, seconds(a.Interval.Median)),
-				Advice: "Two connections opened together with one setting are usually two instances of one client; check that both are meant to exist."})
+		if s := &ss[i]; s.Role != "server" && s.Interval != nil && s.Pings >= 3 {
+			cand = append(cand, s)
 		}
 	}
+	if len(cand) > maxBunchCompare {
+		return nil
+	}
+	group := make([]int, len(cand)) // union-find
+	for i := range group {
+		group[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		if group[i] != i {
+			group[i] = find(group[i])
+		}
+		return group[i]
+	}
+	for i, a := range cand {
+		for j := i + 1; j < len(cand); j++ {
+			b := cand[j]
+			if math.Abs(a.Interval.Median-b.Interval.Median) > 0.15*a.Interval.Median ||
+				closeShare(a.pingTimes, b.pingTimes, bunchWindow(a)) < 0.5 {
+				continue
+			}
+			group[find(j)] = find(i)
+		}
+	}
+	members := map[int][]*Stream{}
+	var roots []int
+	for i := range cand {
+		r := find(i)
+		if _, ok := members[r]; !ok {
+			roots = append(roots, r)
+		}
+		members[r] = append(members[r], cand[i])
+	}
+	var fs []Finding
+	for _, r := range roots {
+		g := members[r]
+		if len(g) < 2 {
+			continue
+		}
+		who := fmt.Sprintf("%d connections (%s)", len(g), names(g))
+		if len(g) == 2 {
+			who = short(g[0].Name) + " and " + short(g[1].Name)
+		}
+		conns, nm := ids(g...)
+		fs = append(fs, Finding{Kind: KindBunched, Severity: "info", Conns: conns, Streams: nm,
+			Message: fmt.Sprintf("%s ping within %d ms of each other every %s: they were opened together with the same interval.",
+				who, bunchWindow(g[0])/1e6, seconds(g[0].Interval.Median)),
+			Advice: "Connections opened together with one setting are usually several instances of one client; check that each is meant to exist."})
+	}
 	return fs
+}
+
+const maxBunchCompare = 500
+
+// bunchWindow is how close two pings are to count as one bunch: 10 ms and
+// a thousandth of the interval, in nanoseconds.
+func bunchWindow(s *Stream) int64 {
+	return int64((0.01 + 0.001*s.Interval.Median) * 1e9)
 }
 
 // closeShare is the share of a's times within window of one of b's.

@@ -204,7 +204,7 @@ func ports(ss []*Stream) string {
 			ps = append(ps, short(s.Name))
 		}
 	}
-	return capList(ps, 6)
+	return capList(ps, 4)
 }
 
 // paths says where the connections went: " to /echo", " to /a and /b".

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"sort"
 	"strings"
 	"text/tabwriter"
 )
@@ -39,12 +40,61 @@ func (r *Report) WriteText(w io.Writer) error {
 		return ew.err
 	}
 	fmt.Fprintf(ew, "\n%d finding%s:\n", len(r.Findings), plurals(len(r.Findings)))
-	for _, f := range r.Findings {
-		fmt.Fprintf(ew, "\n  %s %s\n", strings.ToUpper(f.Severity), f.Kind)
-		wrap(ew, f.Message, "    ", 100)
-		wrap(ew, "What to do: "+f.Advice, "    ", 100)
-	}
+	r.writeFindings(ew)
 	return ew.err
+}
+
+// The text report stays a screen or two long whatever the log: a proxy's
+// log holds thousands of connections. It lists at most maxRows streams (those
+// with timeouts first) and tells at most maxPerKind findings of a kind in
+// full, the advice once; --json has everything.
+const (
+	maxRows    = 10
+	maxPerKind = 2
+)
+
+// writeFindings writes the findings grouped by kind, in the order of each
+// kind's first finding.
+func (r *Report) writeFindings(w io.Writer) {
+	var kinds []string
+	byKind := map[string][]Finding{}
+	for _, f := range r.Findings {
+		if _, ok := byKind[f.Kind]; !ok {
+			kinds = append(kinds, f.Kind)
+		}
+		byKind[f.Kind] = append(byKind[f.Kind], f)
+	}
+	for _, k := range kinds {
+		fs := byKind[k]
+		for i, f := range fs[:min(len(fs), maxPerKind)] {
+			fmt.Fprintf(w, "\n  %s %s\n", strings.ToUpper(f.Severity), f.Kind)
+			wrap(w, f.Message, "    ", 100)
+			if len(fs) <= maxPerKind || i == maxPerKind-1 {
+				if more := len(fs) - maxPerKind; more > 0 {
+					fmt.Fprintf(w, "    ...and %d more %s finding%s like these (--json lists them all).\n", more, k, plurals(more))
+				}
+				wrap(w, "What to do: "+f.Advice, "    ", 100)
+			}
+		}
+	}
+}
+
+// shownStreams picks the streams the text lists: those with timeouts or
+// unanswered pings first, then the others, in report order; it returns
+// their indices and how many were left out.
+func (r *Report) shownStreams() ([]int, int) {
+	var shown []int
+	for pass := 0; pass < 2 && len(shown) < maxRows; pass++ {
+		for i := range r.Streams {
+			s := &r.Streams[i]
+			trouble := s.Timeouts > 0 || s.Unanswered > 0
+			if trouble == (pass == 0) && len(shown) < maxRows {
+				shown = append(shown, i)
+			}
+		}
+	}
+	sort.Ints(shown)
+	return shown, len(r.Streams) - len(shown)
 }
 
 // writeStreams writes one row per stream; the peers' pings get columns of
@@ -60,7 +110,8 @@ func (r *Report) writeStreams(w io.Writer) {
 		head += "\tPEER PINGS\tPEER INTERVAL"
 	}
 	fmt.Fprintln(tw, head+"\tWHERE")
-	for i := range r.Streams {
+	shown, hidden := r.shownStreams()
+	for _, i := range shown {
 		s := &r.Streams[i]
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s", short(s.Name), linesText(s), s.Source, dash(s.Role),
 			s.Pings, s.Pongs, s.Timeouts, intervalText(s), rttText(s))
@@ -70,6 +121,9 @@ func (r *Report) writeStreams(w io.Writer) {
 		fmt.Fprintf(tw, "\t%s\n", whereText(s, !peers))
 	}
 	tw.Flush()
+	if hidden > 0 {
+		fmt.Fprintf(w, "  ...and %d more stream%s (--json lists them all, --lines gives every line its stream).\n", hidden, plurals(hidden))
+	}
 }
 
 // writePairs lists the connections whose two ends are both in the logs.
@@ -85,6 +139,9 @@ func (r *Report) writePairs(w io.Writer) {
 			fmt.Fprintln(tw, "\nBoth ends in these logs:")
 		}
 		n++
+		if n > maxRows {
+			continue
+		}
 		how := "by their addresses"
 		if s.Peer.By == "payloads" {
 			how = fmt.Sprintf("%d ping%s logged at both ends", s.Peer.Matches, plurals(s.Peer.Matches))
@@ -93,6 +150,9 @@ func (r *Report) writePairs(w io.Writer) {
 		fmt.Fprintf(tw, "  %s (%s)\t<->\t%s (%s)\t%s\n", short(s.Name), endText(s), short(other.Name), endText(&other), how)
 	}
 	tw.Flush()
+	if n > maxRows {
+		fmt.Fprintf(w, "  ...and %d more pairs (--json: each stream's peer).\n", n-maxRows)
+	}
 }
 
 // endText is a stream's side of a pair: its role, and its address.
