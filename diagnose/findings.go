@@ -171,6 +171,23 @@ func short(name string) string {
 	return ShortID(name)
 }
 
+// sureness counts streams per confidence: "high for 2, low for 1".
+func sureness(ss []*Stream) string {
+	var parts []string
+	for _, level := range []string{SureHigh, SureMedium, SureLow} {
+		n := 0
+		for _, s := range ss {
+			if s.Confidence == level {
+				n++
+			}
+		}
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("%s for %d", level, n))
+		}
+	}
+	return joinAnd(parts)
+}
+
 func unlabeled(r *Report) *Finding {
 	var ss []*Stream
 	for i := range r.Streams {
@@ -194,6 +211,7 @@ func unlabeled(r *Report) *Finding {
 	if r.Unattributed > 0 {
 		msg += fmt.Sprintf(" %d pings fit no stream.", r.Unattributed)
 	}
+	msg += " How sure each split is: " + sureness(ss) + " (--json: confidence_why)."
 	conns, nm := ids(ss...)
 	return &Finding{Kind: KindUnlabeled, Severity: "warning", Conns: conns, Streams: nm, Message: msg,
 		Advice: "Label every connection's lines. python-websockets: pass logger=LoggerAdapter(...) whose process() prefixes websocket.id, " +

@@ -115,6 +115,14 @@ func checkAgainstTruth(t *testing.T, rep *Report, tr *truth) map[int]int {
 		if !c.Labeled && s.Conn != "" {
 			t.Errorf("%s: unlabeled stream with conn %q", c.Name, s.Conn)
 		}
+		switch {
+		case c.Labeled && s.Confidence != SureLabeled:
+			t.Errorf("%s: labeled, confidence %q", c.Name, s.Confidence)
+		case !c.Labeled && (s.ConfidenceWhy == "" || (s.Confidence != SureHigh && s.Confidence != SureMedium && s.Confidence != SureLow)):
+			t.Errorf("%s: inferred, confidence %q (%s)", c.Name, s.Confidence, s.ConfidenceWhy)
+		case !c.Labeled && !timed && s.Confidence == SureHigh && s.Timeouts == 0:
+			t.Errorf("%s: split by order alone, yet confidence high: %s", c.Name, s.ConfidenceWhy)
+		}
 		if s.Source != c.Source {
 			t.Errorf("%s: source %q, want %q", c.Name, s.Source, c.Source)
 		}

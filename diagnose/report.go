@@ -188,7 +188,7 @@ func (a *Analyzer) streams(c *context, rep *Report) []Stream {
 			all[i] = i
 		}
 		s := c.stream(all, c.peer)
-		s.Labeled, s.Conn = true, c.key.conn
+		s.Labeled, s.Conn, s.Confidence = true, c.key.conn, SureLabeled
 		c.labeledFacts(&s)
 		return []Stream{s}
 	}
@@ -204,11 +204,13 @@ func (a *Analyzer) streams(c *context, rep *Report) []Stream {
 			}
 			out = append(out, c.stream(nil, peer))
 		}
+		c.setConfidence(out, c.untimed == 0, 0)
 		return out
 	case len(c.pings) == 0:
 		return nil
 	}
 	var groups [][]int
+	var loose []int
 	if timed {
 		in := linkInput{ts: make([]float64, len(c.pings)), timedOut: make([]bool, len(c.pings))}
 		for i, p := range c.pings {
@@ -217,7 +219,6 @@ func (a *Analyzer) streams(c *context, rep *Report) []Stream {
 		for _, m := range c.opens {
 			in.opens = append(in.opens, float64(m.t)/1e9)
 		}
-		var loose []int
 		groups, loose = linkTimes(in, defaultLink)
 		groups, loose = c.splitUnanswered(groups, loose)
 		rep.Unattributed += len(loose)
@@ -234,6 +235,7 @@ func (a *Analyzer) streams(c *context, rep *Report) []Stream {
 		out = append(out, c.stream(g, peer))
 	}
 	c.attachFailures(out)
+	c.setConfidence(out, timed, len(loose))
 	// Timeouts that matched no ping go to the stream last heard before them.
 	for _, m := range c.timeouts {
 		best := -1

@@ -100,12 +100,16 @@ func (r *Report) shownStreams() ([]int, int) {
 // writeStreams writes one row per stream; the peers' pings get columns of
 // their own when any stream has some (a server's log: its clients' cadence).
 func (r *Report) writeStreams(w io.Writer) {
-	peers := false
+	peers, inferred := false, false
 	for i := range r.Streams {
 		peers = peers || r.Streams[i].PeerPings > 0
+		inferred = inferred || !r.Streams[i].Labeled
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	head := "  STREAM\tLINES\tSOURCE\tROLE\tPINGS\tPONGS\tTIMEOUTS\tINTERVAL\tRTT"
+	if inferred {
+		head = "  STREAM\tSURE\tLINES\tSOURCE\tROLE\tPINGS\tPONGS\tTIMEOUTS\tINTERVAL\tRTT"
+	}
 	if peers {
 		head += "\tPEER PINGS\tPEER INTERVAL"
 	}
@@ -113,7 +117,11 @@ func (r *Report) writeStreams(w io.Writer) {
 	shown, hidden := r.shownStreams()
 	for _, i := range shown {
 		s := &r.Streams[i]
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s", short(s.Name), linesText(s), s.Source, dash(s.Role),
+		fmt.Fprintf(tw, "  %s", short(s.Name))
+		if inferred {
+			fmt.Fprintf(tw, "\t%s", s.Confidence)
+		}
+		fmt.Fprintf(tw, "\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s", linesText(s), s.Source, dash(s.Role),
 			s.Pings, s.Pongs, s.Timeouts, intervalText(s), rttText(s))
 		if peers {
 			fmt.Fprintf(tw, "\t%d\t%s", s.PeerPings, statsText(s.PeerInterval))
