@@ -70,6 +70,10 @@ type Stream struct {
 	// with the reason in ConfidenceWhy.
 	Confidence    string `json:"confidence"`
 	ConfidenceWhy string `json:"confidence_why,omitempty"`
+	// LivedShorter is how long, in seconds, a connection lived that sent no
+	// ping because it closed before its declared interval: keepalive on,
+	// no ping due. Absent otherwise.
+	LivedShorter *float64 `json:"lived_shorter_s,omitempty"`
 
 	marks     []Mark
 	pingLines []int32
@@ -175,6 +179,7 @@ func (a *Analyzer) Report() *Report {
 		}
 	}
 	pairEnds(rep.Streams)
+	markLivedShorter(rep.Streams)
 	rep.Findings = findings(a, rep)
 	return rep
 }

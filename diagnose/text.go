@@ -251,6 +251,9 @@ func whereText(s *Stream, peerPings bool) string {
 	if s.Unanswered > 0 {
 		parts = append(parts, fmt.Sprintf("%d unanswered", s.Unanswered))
 	}
+	if l := livedText(s); l != "" {
+		parts = append(parts, l)
+	}
 	return strings.Join(parts, ", ")
 }
 
