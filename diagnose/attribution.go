@@ -20,7 +20,7 @@ const (
 	linePing        lineKind = iota + 1 // a keepalive ping: its keepalive line, or its frame when that comes first
 	linePingFrame                       // the ping's other line: its frame, or "% sent keepalive ping" after it
 	linePong                            // the first line of its pong: the frame, or Tether's keepalive pong
-	linePongConfirm                     // "% received keepalive pong" after the frame
+	linePongConfirm                     // "% received keepalive pong" after the frame: "pong confirmed"
 	lineTimeout                         // timed out waiting for keepalive pong
 	linePeerPing                        // a ping the peer sent
 	lineOpen                            // the connection opened
@@ -29,7 +29,7 @@ const (
 )
 
 func (k lineKind) String() string {
-	return [...]string{"", "ping", "ping frame", "pong", "pong", "timeout", "peer ping", "open", "close", "1011 failure"}[k]
+	return [...]string{"", "ping", "ping frame", "pong", "pong confirmed", "timeout", "peer ping", "open", "close", "1011 failure"}[k]
 }
 
 // lineRef is one line of a stream; line is numbered across all logs.

@@ -25,7 +25,10 @@ func diagnoseCmd() *cobra.Command {
 			"given), groups the keepalive lines into one stream per connection, even lines that carry no\n" +
 			"connection ID, and reports each stream's interval and round trip, then what is wrong. On a\n" +
 			"server's log it measures each client's ping cadence; given both ends' logs (server.log\n" +
-			"clients.log), it pairs the two streams of each connection.",
+			"clients.log), it pairs the two streams of each connection. --lines lists every keepalive\n" +
+			"line with its stream. Connections are named by the last 8 characters of their ID, as on\n" +
+			"the dashboard. Exit status: 0 with a report, 1 on an error, 3 when the logs hold no\n" +
+			"keepalive traffic at all.",
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, files []string) error {
 			return runDiagnose(diagnoseRun{

@@ -343,7 +343,7 @@ func TestDiagnoseLines(t *testing.T) {
 	for line, want := range map[string]string{
 		"35": "unlabeled #1 ping", "36": "unlabeled #1 ping frame", "37": "unlabeled #1 pong",
 		"39": "unlabeled #2 ping", "40": "unlabeled #2 ping frame", "47": "unlabeled #2 timeout",
-		"48": "unlabeled #2 1011 failure", "62": "unlabeled #1 ping", "65": "unlabeled #1 pong",
+		"48": "unlabeled #2 1011 failure", "62": "unlabeled #1 ping", "64": "unlabeled #1 pong", "65": "unlabeled #1 pong confirmed",
 	} {
 		if got[line] != want {
 			t.Errorf("line %s: %q, want %q\n%s", line, got[line], want, out)
