@@ -15,6 +15,7 @@ import (
 type Analyzer struct {
 	p        *parser
 	file     int
+	files    []fileStart // one per Feed
 	line     int32
 	counts   Counts
 	ctxIndex map[ctxKey]int32
@@ -55,11 +56,16 @@ type payKey struct {
 // ping (the application's own ping), whose pong is ignored.
 type pingRef struct{ ctx, idx int32 }
 
-// ping is one keepalive ping and what became of it.
+// ping is one keepalive ping and what became of it, with the lines that
+// tell it (for --lines): line is its first, line2 the other of its keepalive
+// line and its frame, pongLine the first pong line (frame or keepalive),
+// confirmLine the keepalive pong line, timeoutLine its timeout; 0 when none.
 type ping struct {
 	t, pongT, timeoutT int64
 	hash               uint64
 	line, pongLine     int32
+	line2, confirmLine int32
+	timeoutLine        int32
 	hasTime            bool
 	pong               bool // answered: its pong frame or keepalive pong line seen
 	confirmed          bool // its keepalive pong line seen
@@ -103,6 +109,7 @@ type context struct {
 	timeouts []mark // timeouts that matched no ping
 	opens    []mark
 	closes   []mark
+	fails    []mark // python-websockets' "failing connection with code 1011"
 
 	reqPath   string
 	endpoints []string // where this context's client connections went
@@ -151,8 +158,13 @@ func Analyze(r io.Reader) (*Report, error) {
 // Feed reads one log to its end, streaming: memory grows with the number of
 // keepalive pings, not with the log's size. Lines of different Feed calls
 // are never taken for lines of one unlabeled connection.
-func (a *Analyzer) Feed(r io.Reader) error {
+func (a *Analyzer) Feed(r io.Reader) error { return a.FeedNamed("", r) }
+
+// FeedNamed is Feed for a log with a name, which the report gives with the
+// line numbers of its streams.
+func (a *Analyzer) FeedNamed(name string, r io.Reader) error {
 	a.file++
+	a.files = append(a.files, fileStart{name: name, before: a.line})
 	br := bufio.NewReaderSize(r, 256<<10)
 	var long []byte
 	var read, reported int64
@@ -268,6 +280,7 @@ func (a *Analyzer) add(rec record) {
 	case kindPingAfter:
 		if f := c.frame; f.valid && a.line-f.line <= closeLines {
 			idx := c.newPing(mark{t: f.t, line: f.line, hasTime: f.hasTime}, f.hash)
+			c.pings[idx].line2 = a.line
 			a.pays[payKey{c.scope, f.hash}] = pingRef{ci, idx}
 			c.frame.valid = false
 		} else {
@@ -275,7 +288,7 @@ func (a *Analyzer) add(rec record) {
 		}
 	case kindPingOut:
 		if pi := c.pendingIntent; pi >= 0 && c.pings[pi].hash == 0 && a.line-c.pings[pi].line <= closeLines {
-			c.pings[pi].hash = rec.payload
+			c.pings[pi].hash, c.pings[pi].line2 = rec.payload, a.line
 			a.pays[payKey{c.scope, rec.payload}] = pingRef{ci, pi}
 			c.pendingIntent = -1
 		} else {
@@ -307,6 +320,8 @@ func (a *Analyzer) add(rec record) {
 		c.opened(rec, m)
 	case kindClosed:
 		c.closes = append(c.closes, m)
+	case kindFail:
+		c.failed(m)
 	case kindRequest:
 		c.reqPath = rec.url
 		if c.role == "" {
@@ -373,7 +388,7 @@ func (c *context) pongLine(rec record, line int32) {
 		return
 	}
 	p := &c.pings[c.open[best]]
-	p.confirmed = true
+	p.confirmed, p.confirmLine = true, line
 	if !p.pong {
 		p.pong, p.pongT, p.pongLine = true, rec.t, line
 	}
@@ -430,12 +445,32 @@ func (c *context) timeout(m mark) {
 	for i, idx := range c.open {
 		p := &c.pings[idx]
 		if !p.pong && !p.timedOut {
-			p.timedOut, p.timeoutT = true, m.t
+			p.timedOut, p.timeoutT, p.timeoutLine = true, m.t, m.line
 			c.open = append(c.open[:i], c.open[i+1:]...)
 			return
 		}
 	}
 	c.timeouts = append(c.timeouts, m)
+}
+
+// failed notes a 1011 failure. After a keepalive timeout it is the same
+// incident, told by the timeout; without one (a log that filters warnings,
+// a library that logs only the failure) it times out the oldest ping still
+// waiting, when there is one: a failure with no ping in flight is not
+// keepalive's.
+func (c *context) failed(m mark) {
+	c.fails = append(c.fails, m)
+	for i := len(c.pings) - 1; i >= 0 && i >= len(c.pings)-8; i-- {
+		if p := c.pings[i]; p.timedOut && m.line-p.timeoutLine <= 3 {
+			return
+		}
+	}
+	for _, idx := range c.open {
+		if p := c.pings[idx]; !p.pong && !p.timedOut {
+			c.timeout(m)
+			return
+		}
+	}
 }
 
 func median64(v []int64) int64 {

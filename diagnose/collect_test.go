@@ -62,7 +62,8 @@ func TestEmptyLog(t *testing.T) {
 	if err := rep.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Streams) != 0 || len(rep.Findings) != 0 || !strings.Contains(b.String(), "No keepalive traffic") {
+	if len(rep.Streams) != 0 || len(rep.Findings) != 1 || rep.Findings[0].Kind != KindNoKeepalive ||
+		!strings.HasPrefix(b.String(), "No keepalive traffic") || strings.Contains(b.String(), "No findings") {
 		t.Fatalf("%+v\n%s", rep, b.String())
 	}
 }
@@ -78,7 +79,7 @@ func ExampleAnalyze() {
 		panic(err)
 	}
 	for _, s := range rep.Streams {
-		fmt.Printf("%s: %d pings every %.2f s\n", short(s.Name), s.Pings, s.Interval.Median)
+		fmt.Printf("%s: %d pings every %.2f s\n", s.Short, s.Pings, s.Interval.Median)
 	}
 	for _, f := range rep.Findings {
 		fmt.Println(f.Kind)
@@ -86,7 +87,7 @@ func ExampleAnalyze() {
 	// Output:
 	// unlabeled #1: 34 pings every 0.25 s
 	// unlabeled #2: 34 pings every 0.25 s
-	// 1c46da32…: 8 pings every 1.00 s
+	// e48bb17c: 8 pings every 1.00 s
 	// interval-mismatch
 	// unlabeled-stream
 	// duplicate-connection

@@ -26,7 +26,11 @@
 // some labeled, one peer that stops answering) and the tether CLI, and writes
 // each log with its ground truth (which connection wrote each line);
 // testdata/gen/peers.py adds a tether serve log of three clients of one
-// process and their log. To regenerate them (about two minutes; needs
+// process and their log. Each problem diagnose reports has its case: an
+// unanswered connection among unlabeled ones (unanswered-*), a server that
+// stalls under three Tether clients (stall-tether), no keepalive at all
+// (quiet). Every keepalive line is attributed (--lines; attribution.go) and
+// the tests hold each to the connection that wrote it. To regenerate them (about two minutes; needs
 // /usr/bin/python3 with websockets):
 //
 //	go generate ./diagnose/

@@ -27,6 +27,7 @@ const (
 	KindRTTGrowing       = "rtt-growing"
 	KindBunched          = "pings-bunched"
 	KindPeerPingsOnly    = "peer-pings-only"
+	KindNoKeepalive      = "no-keepalive"
 )
 
 func findings(a *Analyzer, r *Report) []Finding {
@@ -36,9 +37,11 @@ func findings(a *Analyzer, r *Report) []Finding {
 			fs = append(fs, *f)
 		}
 	}
-	for i := range r.Streams {
-		add(timeoutFinding(&r.Streams[i]))
+	if r.NoKeepalive() {
+		return append(fs, Finding{Kind: KindNoKeepalive, Severity: "info", Conns: []string{}, Streams: []string{},
+			Message: noKeepaliveSentence(r.Lines), Advice: noKeepaliveAdvice})
 	}
+	fs = append(fs, timeoutFindings(r.Streams)...)
 	for _, ss := range byRole(r.Streams) {
 		add(intervalMismatch(ss))
 	}
@@ -63,6 +66,16 @@ func findings(a *Analyzer, r *Report) []Finding {
 	return fs
 }
 
+const noKeepaliveAdvice = `Log at debug level: python-websockets logs its keepalive on the "websockets" logger at DEBUG, Tether its pings and pongs at debug (--log-level debug). If keepalive is off at both ends (ping_interval=None, PingInterval < 0), a dead peer goes unnoticed until the next write.`
+
+// noKeepaliveSentence is the whole text report of a log without keepalive
+// traffic: there is nothing else to say, and "no findings" would read as
+// "all is well".
+func noKeepaliveSentence(c Counts) string {
+	return fmt.Sprintf("No keepalive traffic in these %d lines (%d about connections, %d other lines of known sources, %d of no known source): "+
+		"no ping, pong or keepalive timeout, so there is nothing to diagnose.", c.Lines, c.Keepalive, c.Parsed-c.Keepalive, c.Skipped)
+}
+
 func ids(ss ...*Stream) ([]string, []string) {
 	conns, names := []string{}, []string{}
 	for _, s := range ss {
@@ -84,14 +97,14 @@ func timeoutFinding(s *Stream) *Finding {
 				break
 			}
 		}
-		parts = append(parts, fmt.Sprintf("%s keepalive timeout%s%s after %d pings", plural(s.Timeouts, "a", "%d"), plurals(s.Timeouts), when, s.Pings))
+		parts = append(parts, fmt.Sprintf("%s keepalive timeout%s%s after %d %s", plural(s.Timeouts, "a", "%d"), plurals(s.Timeouts), when, s.Pings, plural(s.Pings, "ping", "pings")))
 	}
 	if s.Unanswered > 0 {
 		parts = append(parts, fmt.Sprintf("%d pings never answered", s.Unanswered))
 	}
 	conns, names := ids(s)
 	return &Finding{Kind: KindPingTimeout, Severity: "error", Conns: conns, Streams: names,
-		Message: fmt.Sprintf("%s: %s: the peer stopped answering.", s.Name, strings.Join(parts, ", ")),
+		Message: fmt.Sprintf("%s: %s: the peer stopped answering.", short(s.Name), strings.Join(parts, ", ")),
 		Advice: "Check the peer at that time: a blocked event loop or a busy process does not answer pings, " +
 			"a proxy or load balancer may have dropped the idle connection, or the network path went down. " +
 			"If the peer is only slow, raise ping_timeout (python-websockets) or PingTimeout (Tether) above its worst pause."}
@@ -136,15 +149,43 @@ func names(ss []*Stream) string {
 	for _, s := range ss {
 		n = append(n, short(s.Name))
 	}
-	return strings.Join(n, ", ")
+	return capList(n, 6)
 }
 
-// short cuts a UUID-like ID to its first 8 characters for prose.
-func short(name string) string {
-	if len(name) > 13 && !strings.HasPrefix(name, "unlabeled") {
-		return name[:8] + "…"
+// capList joins items with commas, the first most of them and "and N more":
+// a finding about a proxy's thousand connections stays a paragraph. The
+// JSON's conns and streams list them all.
+func capList(items []string, most int) string {
+	if len(items) > most {
+		return strings.Join(items[:most-1], ", ") + fmt.Sprintf(" and %d more", len(items)-most+1)
 	}
-	return name
+	return strings.Join(items, ", ")
+}
+
+// short names a stream in prose: a labeled connection by ShortID, an
+// unlabeled stream by its name.
+func short(name string) string {
+	if strings.HasPrefix(name, "unlabeled") {
+		return name
+	}
+	return ShortID(name)
+}
+
+// sureness counts streams per confidence: "high for 2, low for 1".
+func sureness(ss []*Stream) string {
+	var parts []string
+	for _, level := range []string{SureHigh, SureMedium, SureLow} {
+		n := 0
+		for _, s := range ss {
+			if s.Confidence == level {
+				n++
+			}
+		}
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("%s for %d", level, n))
+		}
+	}
+	return joinAnd(parts)
 }
 
 func unlabeled(r *Report) *Finding {
@@ -170,6 +211,7 @@ func unlabeled(r *Report) *Finding {
 	if r.Unattributed > 0 {
 		msg += fmt.Sprintf(" %d pings fit no stream.", r.Unattributed)
 	}
+	msg += " How sure each split is: " + sureness(ss) + " (--json: confidence_why)."
 	conns, nm := ids(ss...)
 	return &Finding{Kind: KindUnlabeled, Severity: "warning", Conns: conns, Streams: nm, Message: msg,
 		Advice: "Label every connection's lines. python-websockets: pass logger=LoggerAdapter(...) whose process() prefixes websocket.id, " +
@@ -248,35 +290,83 @@ func rttGrowing(s *Stream) *Finding {
 	}
 	conns, nm := ids(s)
 	return &Finding{Kind: KindRTTGrowing, Severity: "warning", Conns: conns, Streams: nm,
-		Message: fmt.Sprintf("%s: the round trip grew from %.1f ms to %.1f ms over the log.", s.Name, early, late),
+		Message: fmt.Sprintf("%s: the round trip grew from %.1f ms to %.1f ms over the log.", short(s.Name), early, late),
 		Advice: "A growing round trip is a queue filling up: the peer (or this side) reads too slowly, a send buffer backs up, " +
 			"or the event loop is busy. Look at message rates and handler time; it often ends in a ping timeout."}
 }
 
-// bunched reports pairs of streams whose pings come within a few
-// milliseconds of each other most periods: connections opened together with
-// one interval, often two instances of one client.
+// bunched reports streams whose pings come within a few milliseconds of
+// each other most periods: connections opened together with one interval,
+// often several instances of one client. Streams that bunch pairwise are
+// told as one group. A server pings its connections on one timer setting,
+// so its own streams are left out, and past maxBunchCompare streams the
+// pairwise comparison is skipped: that many clients in one log are a
+// proxy's, where bunching says nothing.
 func bunched(ss []Stream) []Finding {
-	var fs []Finding
+	var cand []*Stream
 	for i := range ss {
-		for j := i + 1; j < len(ss); j++ {
-			a, b := &ss[i], &ss[j]
-			if a.Interval == nil || b.Interval == nil || a.Pings < 3 || b.Pings < 3 ||
-				math.Abs(a.Interval.Median-b.Interval.Median) > 0.15*a.Interval.Median {
-				continue
-			}
-			window := int64((0.01 + 0.001*a.Interval.Median) * 1e9)
-			if closeShare(a.pingTimes, b.pingTimes, window) < 0.5 {
-				continue
-			}
-			conns, nm := ids(a, b)
-			fs = append(fs, Finding{Kind: KindBunched, Severity: "info", Conns: conns, Streams: nm,
-				Message: fmt.Sprintf("%s and %s ping within %d ms of each other every %s: they were opened together with the same interval.",
-					short(a.Name), short(b.Name), window/1e6, seconds(a.Interval.Median)),
-				Advice: "Two connections opened together with one setting are usually two instances of one client; check that both are meant to exist."})
+		if s := &ss[i]; s.Role != "server" && s.Interval != nil && s.Pings >= 3 {
+			cand = append(cand, s)
 		}
 	}
+	if len(cand) > maxBunchCompare {
+		return nil
+	}
+	group := make([]int, len(cand)) // union-find
+	for i := range group {
+		group[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		if group[i] != i {
+			group[i] = find(group[i])
+		}
+		return group[i]
+	}
+	for i, a := range cand {
+		for j := i + 1; j < len(cand); j++ {
+			b := cand[j]
+			if math.Abs(a.Interval.Median-b.Interval.Median) > 0.15*a.Interval.Median ||
+				closeShare(a.pingTimes, b.pingTimes, bunchWindow(a)) < 0.5 {
+				continue
+			}
+			group[find(j)] = find(i)
+		}
+	}
+	members := map[int][]*Stream{}
+	var roots []int
+	for i := range cand {
+		r := find(i)
+		if _, ok := members[r]; !ok {
+			roots = append(roots, r)
+		}
+		members[r] = append(members[r], cand[i])
+	}
+	var fs []Finding
+	for _, r := range roots {
+		g := members[r]
+		if len(g) < 2 {
+			continue
+		}
+		who := fmt.Sprintf("%d connections (%s)", len(g), names(g))
+		if len(g) == 2 {
+			who = short(g[0].Name) + " and " + short(g[1].Name)
+		}
+		conns, nm := ids(g...)
+		fs = append(fs, Finding{Kind: KindBunched, Severity: "info", Conns: conns, Streams: nm,
+			Message: fmt.Sprintf("%s ping within %d ms of each other every %s: they were opened together with the same interval.",
+				who, bunchWindow(g[0])/1e6, seconds(g[0].Interval.Median)),
+			Advice: "Connections opened together with one setting are usually several instances of one client; check that each is meant to exist."})
+	}
 	return fs
+}
+
+const maxBunchCompare = 500
+
+// bunchWindow is how close two pings are to count as one bunch: 10 ms and
+// a thousandth of the interval, in nanoseconds.
+func bunchWindow(s *Stream) int64 {
+	return int64((0.01 + 0.001*s.Interval.Median) * 1e9)
 }
 
 // closeShare is the share of a's times within window of one of b's.
@@ -299,7 +389,7 @@ func peerOnly(s *Stream, all []Stream) *Finding {
 	}
 	conns, nm := ids(s)
 	return &Finding{Kind: KindPeerPingsOnly, Severity: "info", Conns: conns, Streams: nm,
-		Message: fmt.Sprintf("%s answers %d pings from its peer but sends none of its own: its keepalive is off.", s.Name, s.PeerPings),
+		Message: fmt.Sprintf("%s answers %d pings from its peer but sends none of its own: its keepalive is off.", short(s.Name), s.PeerPings),
 		Advice: "Fine while the peer keeps the connection alive. To notice a dead peer from this side, turn keepalive on " +
 			"(ping_interval in python-websockets, PingInterval in Tether)."}
 }

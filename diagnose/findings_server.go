@@ -193,26 +193,18 @@ func keepaliveMaybeOn(s *Stream, all []Stream) bool {
 	return longest > 0 && s.start != 0 && lived < 1.25*longest
 }
 
-// ports names server connections by their client's port, which tells them
-// apart where Tether's time-ordered IDs share their first characters.
+// ports names server connections by short ID and their client's port, which
+// is what a person greps for in the clients' logs and the server's.
 func ports(ss []*Stream) string {
 	var ps []string
 	for _, s := range ss {
 		if _, p, err := net.SplitHostPort(s.Remote); err == nil {
-			ps = append(ps, p)
+			ps = append(ps, short(s.Name)+" from port "+p)
 		} else {
 			ps = append(ps, short(s.Name))
 		}
 	}
-	const most = 6
-	if len(ps) > most {
-		ps = append(ps[:most-1], fmt.Sprintf("%d more", len(ps)-most+1))
-	}
-	word := "port "
-	if len(ss) > 1 {
-		word = "ports "
-	}
-	return word + strings.Join(ps, ", ")
+	return capList(ps, 4)
 }
 
 // paths says where the connections went: " to /echo", " to /a and /b".

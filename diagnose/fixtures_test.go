@@ -75,17 +75,26 @@ func TestGeneratedLogs(t *testing.T) {
 				t.Fatal(err)
 			}
 			rep := analyzeFile(t, base+".log")
-			checkAgainstTruth(t, rep, &tr)
+			claimed := checkAgainstTruth(t, rep, &tr)
+			checkAttribution(t, rep, &tr, claimed)
 		})
 	}
 }
 
-func checkAgainstTruth(t *testing.T, rep *Report, tr *truth) {
+// checkAgainstTruth returns which connection each stream is (stream index
+// -> index in tr.Connections).
+func checkAgainstTruth(t *testing.T, rep *Report, tr *truth) map[int]int {
+	claimed := map[int]int{}
+	if tr.Scenario == "quiet" { // keepalive off at both ends
+		if !rep.NoKeepalive() || len(rep.Findings) != 1 || rep.Findings[0].Kind != KindNoKeepalive {
+			t.Errorf("no keepalive in the log: NoKeepalive %v, findings %+v", rep.NoKeepalive(), rep.Findings)
+		}
+		return claimed
+	}
 	if len(rep.Streams) != len(tr.Connections) {
 		t.Errorf("%d streams, want %d (one per connection)", len(rep.Streams), len(tr.Connections))
 	}
 	timed := tr.Format != "notime"
-	claimed := map[int]int{} // stream index -> truth connection
 	for ci, c := range tr.Connections {
 		si := findStream(t, rep, tr, ci)
 		if si < 0 {
@@ -106,6 +115,14 @@ func checkAgainstTruth(t *testing.T, rep *Report, tr *truth) {
 		if !c.Labeled && s.Conn != "" {
 			t.Errorf("%s: unlabeled stream with conn %q", c.Name, s.Conn)
 		}
+		switch {
+		case c.Labeled && s.Confidence != SureLabeled:
+			t.Errorf("%s: labeled, confidence %q", c.Name, s.Confidence)
+		case !c.Labeled && (s.ConfidenceWhy == "" || (s.Confidence != SureHigh && s.Confidence != SureMedium && s.Confidence != SureLow)):
+			t.Errorf("%s: inferred, confidence %q (%s)", c.Name, s.Confidence, s.ConfidenceWhy)
+		case !c.Labeled && !timed && s.Confidence == SureHigh && s.Timeouts == 0:
+			t.Errorf("%s: split by order alone, yet confidence high: %s", c.Name, s.ConfidenceWhy)
+		}
 		if s.Source != c.Source {
 			t.Errorf("%s: source %q, want %q", c.Name, s.Source, c.Source)
 		}
@@ -117,6 +134,10 @@ func checkAgainstTruth(t *testing.T, rep *Report, tr *truth) {
 		case !timed:
 			if s.Interval != nil || s.RTT != nil {
 				t.Errorf("%s: interval %v rtt %v without timestamps, want null", c.Name, s.Interval, s.RTT)
+			}
+		case s.Pings < 2:
+			if s.Interval != nil { // one ping has no interval; it is the connection whose peer never answered
+				t.Errorf("%s: interval %v from %d ping", c.Name, s.Interval, s.Pings)
 			}
 		case s.Interval == nil:
 			t.Errorf("%s: no interval", c.Name)
@@ -158,6 +179,52 @@ func checkAgainstTruth(t *testing.T, rep *Report, tr *truth) {
 			}
 		}
 	}
+	return claimed
+}
+
+// checkAttribution holds --lines to the truth: every keepalive line (ping,
+// its frame, pong, timeout, peer ping) goes to a stream, the stream of the
+// connection that wrote it; connection lines (open, close, failure) go to
+// that stream or to none, never to another's. Each stream's first and last
+// lines are its own.
+func checkAttribution(t *testing.T, rep *Report, tr *truth, claimed map[int]int) {
+	if tr.Scenario == "quiet" {
+		return // no keepalive line, no stream
+	}
+	rep.Attribute()
+	byShort := map[string]int{}
+	for i := range rep.Streams {
+		byShort[rep.Streams[i].Short] = i
+	}
+	wrong, keepalive := 0, 0
+	for _, la := range rep.Attribution {
+		writer := tr.LineConns[la.Line-1]
+		isKeepalive := la.What != "open" && la.What != "close" && la.What != "1011 failure"
+		if isKeepalive {
+			keepalive++
+		}
+		if la.Stream == "" {
+			if isKeepalive {
+				wrong++
+				t.Errorf("line %d (%s, written by connection %d): no stream", la.Line, la.What, writer)
+			}
+			continue
+		}
+		if ci, ok := claimed[byShort[la.Stream]]; !ok || ci != writer {
+			wrong++
+			t.Errorf("line %d (%s, written by connection %d) given to %s", la.Line, la.What, writer, la.Stream)
+		}
+	}
+	if keepalive == 0 {
+		t.Error("no keepalive line attributed")
+	}
+	for si, ci := range claimed {
+		s := rep.Streams[si]
+		if s.FirstLine < 1 || s.LastLine < s.FirstLine || tr.LineConns[s.FirstLine-1] != ci || tr.LineConns[s.LastLine-1] != ci {
+			t.Errorf("%s: first line %d, last line %d, not connection %d's", s.Name, s.FirstLine, s.LastLine, ci)
+		}
+	}
+	t.Logf("%d keepalive lines, %d attributed wrongly", keepalive, wrong)
 }
 
 // findStream finds connection ci's stream: by ID when labeled, else the

@@ -277,7 +277,10 @@ func bootstrap(pool []int, ts []float64, rank []int, k int, lp linkParams) (int,
 
 // attachLoose puts each loose ping into the chain whose rhythm it fits:
 // between two pings two periods apart, or one period before or after the
-// chain.
+// chain. A gap may run late as the tracker allows (a connection's first
+// pings often do, its event loop busy with the opening), early only by the
+// tolerance. Attaching one ping before a chain's start may let the one
+// before it fit, so passes repeat while pings attach.
 func attachLoose(chains [][]int, loose []int, ts []float64, lp linkParams) ([][]int, []int) {
 	if len(chains) == 0 {
 		if len(loose) > 0 {
@@ -285,42 +288,61 @@ func attachLoose(chains [][]int, loose []int, ts []float64, lp linkParams) ([][]
 		}
 		return nil, nil
 	}
-	var left []int
-	for _, k := range loose {
-		t := ts[k]
-		best, bestErr, bestAt := -1, math.Inf(1), 0
-		for ci, ch := range chains {
-			if len(ch) < 2 {
-				continue
-			}
-			p := chainPeriod(ch, ts)
-			tol := lp.tol(p)
-			at := sort.Search(len(ch), func(i int) bool { return ts[ch[i]] > t })
-			var e float64
-			switch {
-			case at == 0:
-				e = math.Abs(ts[ch[0]] - t - p)
-			case at == len(ch):
-				e = math.Abs(t - ts[ch[at-1]] - p)
-			default:
-				before, after := t-ts[ch[at-1]], ts[ch[at]]-t
-				e = math.Max(math.Abs(before-p), math.Abs(after-p))
-			}
-			if e <= tol && e < bestErr {
-				best, bestErr, bestAt = ci, e, at
+	for pass := 0; pass < 4 && len(loose) > 0; pass++ {
+		var left []int
+		for _, k := range loose {
+			if !attachOne(chains, k, ts, lp) {
+				left = append(left, k)
 			}
 		}
-		if best < 0 {
-			left = append(left, k)
+		if len(left) == len(loose) {
+			break
+		}
+		loose = left
+	}
+	return chains, loose
+}
+
+// attachOne puts ping k into the chain it fits best, if any.
+func attachOne(chains [][]int, k int, ts []float64, lp linkParams) bool {
+	t := ts[k]
+	best, bestErr, bestAt := -1, math.Inf(1), 0
+	for ci, ch := range chains {
+		if len(ch) < 2 {
 			continue
 		}
-		ch := chains[best]
-		ch = append(ch, 0)
-		copy(ch[bestAt+1:], ch[bestAt:])
-		ch[bestAt] = k
-		chains[best] = ch
+		p := chainPeriod(ch, ts)
+		at := sort.Search(len(ch), func(i int) bool { return ts[ch[i]] > t })
+		var e float64
+		switch {
+		case at == 0:
+			e = gapErr(ts[ch[0]]-t, p, lp)
+		case at == len(ch):
+			e = gapErr(t-ts[ch[at-1]], p, lp)
+		default:
+			e = math.Max(gapErr(t-ts[ch[at-1]], p, lp), gapErr(ts[ch[at]]-t, p, lp))
+		}
+		if e <= 1 && e < bestErr {
+			best, bestErr, bestAt = ci, e, at
+		}
 	}
-	return chains, left
+	if best < 0 {
+		return false
+	}
+	ch := append(chains[best], 0)
+	copy(ch[bestAt+1:], ch[bestAt:])
+	ch[bestAt] = k
+	chains[best] = ch
+	return true
+}
+
+// gapErr is how far a gap is from the period, in tolerances: late by up to
+// relLate of the period, early by up to relTol.
+func gapErr(gap, period float64, lp linkParams) float64 {
+	if gap >= period {
+		return (gap - period) / (lp.relLate*period + lp.absTol)
+	}
+	return (period - gap) / lp.tol(period)
 }
 
 // joinChains joins a chain to one that ended before it began when their

@@ -1,5 +1,7 @@
 package diagnose
 
+import "slices"
+
 // linkOrdinal splits the pings of unlabeled lines that carry no timestamps
 // (logging's default format), by order alone. Without time there is no
 // cadence; what is left is how many connections are open (the "= connection
@@ -11,9 +13,10 @@ package diagnose
 // program.
 func linkOrdinal(c *context) [][]int {
 	type slot struct {
-		pings []int
-		used  int
-		dead  bool
+		pings  []int
+		used   int
+		dead   bool
+		diedAt int32 // the line of its timeout
 	}
 	var slots []*slot
 	fixed := 1 + inFlight(c.pings)
@@ -22,7 +25,15 @@ func linkOrdinal(c *context) [][]int {
 		p := c.pings[k]
 		capacity := fixed - dead
 		if len(c.opens) > 0 {
-			capacity = openAt(c, p.line)
+			// A connection whose keepalive timed out is open until its
+			// CLOSED line: its place is taken, by no one.
+			var died []int32
+			for _, s := range slots {
+				if s.dead {
+					died = append(died, s.diedAt)
+				}
+			}
+			capacity = openAt(c, p.line) - stillOpen(c, died, p.line)
 		}
 		var alive, answered []*slot
 		for _, s := range slots {
@@ -47,7 +58,7 @@ func linkOrdinal(c *context) [][]int {
 		s.pings = append(s.pings, k)
 		s.used = k
 		if p.timedOut {
-			s.dead = true
+			s.dead, s.diedAt = true, p.timeoutLine
 			dead++
 		}
 	}
@@ -79,6 +90,24 @@ func openAt(c *context, line int32) int {
 	for _, m := range c.closes {
 		if m.line < line {
 			n--
+		}
+	}
+	return n
+}
+
+// stillOpen counts the connections that died (timed out) at the given lines
+// and whose CLOSED line has not come before line: each close after a death
+// is taken as that connection's, the earliest death first.
+func stillOpen(c *context, died []int32, line int32) int {
+	slices.Sort(died)
+	n, d := len(died), 0
+	for _, m := range c.closes {
+		if m.line >= line {
+			break
+		}
+		if d < len(died) && m.line > died[d] {
+			n--
+			d++
 		}
 	}
 	return n

@@ -141,3 +141,18 @@ func TestLinkOrdinal(t *testing.T) {
 		}
 	}
 }
+
+// TestLinkLateStart: a connection's first pings come late (its event loop
+// busy with the opening: 306 ms, then 361 ms at a 300 ms interval, a fresh
+// run of the timeout fixture) and the tracker starts its chain after them;
+// they still join it, the late gap within the lateness the tracker allows.
+func TestLinkLateStart(t *testing.T) {
+	ts := []float64{0, 0.306, 0.667}
+	for i := 1; i <= 12; i++ {
+		ts = append(ts, 0.667+0.3*float64(i)+0.001*float64(i%2))
+	}
+	chains, loose := linkTimes(linkInput{ts: ts, timedOut: make([]bool, len(ts))}, defaultLink)
+	if len(chains) != 1 || len(chains[0]) != len(ts) || len(loose) != 0 {
+		t.Errorf("chains %v, loose %v: want one chain of all %d pings", chains, loose, len(ts))
+	}
+}

@@ -175,6 +175,7 @@ var pythonMessages = []struct {
 	{"x closing TCP connection", kindOther},
 	{"x half-closing TCP connection", kindOther},
 	{"x aborting TCP connection", kindOther},
+	{"! failing connection with code 1011", kindFail},
 	{"! failing connection", kindOther},
 	{"! timed out waiting for TCP close", kindOther},
 	{"% ", kindOther},

@@ -24,6 +24,7 @@ const (
 	kindClosed                // "= connection is CLOSED", Tether's "connection closed"
 	kindRequest               // the opening handshake's request line: "> GET /path HTTP/1.1"
 	kindHost                  // the handshake's Host header
+	kindFail                  // "! failing connection with code 1011": a keepalive timeout's end, or its only trace
 )
 
 // source is the library that wrote a line.

@@ -11,6 +11,10 @@ import (
 // DESIGN.md (`tether diagnose --json`); the fields after the contract's are
 // extensions.
 type Report struct {
+	// Attribution lists every keepalive and connection line with its
+	// stream; filled by Attribute (tether diagnose --lines).
+	Attribution []LineAttr `json:"attribution,omitempty"`
+
 	Streams  []Stream  `json:"streams"`
 	Findings []Finding `json:"findings"`
 	Lines    Counts    `json:"lines"`
@@ -19,6 +23,7 @@ type Report struct {
 	Unattributed     int `json:"unattributed_pings"`
 	UnattributedPeer int `json:"unattributed_peer_pings"`
 	timed            bool
+	a                *Analyzer
 }
 
 // Stream is the keepalive traffic of one connection.
@@ -36,6 +41,7 @@ type Stream struct {
 	Last     *string        `json:"last"`
 
 	Name       string   `json:"name"`       // Conn, or "unlabeled #N"
+	Short      string   `json:"short"`      // ShortID(Conn), or Name: how the text report and findings name it
 	Unanswered int      `json:"unanswered"` // pings with no pong, not timed out, not the last
 	PeerPings  int      `json:"peer_pings"` // pings the peer sent
 	Logger     string   `json:"logger,omitempty"`
@@ -51,12 +57,34 @@ type Stream struct {
 	Local        string         `json:"local,omitempty"` // the connection's own address, when logged
 	Peer         *PeerLink      `json:"peer"`            // the other end's stream, when the logs hold both
 
+	// FirstLine and LastLine are the stream's first and last line (keepalive,
+	// open, close), numbered within File and LastFile (the log's name, ""
+	// for standard input; LastFile only when it differs), so a person can
+	// check the stream in the log; --lines lists every line.
+	File      string `json:"file,omitempty"`
+	FirstLine int    `json:"first_line"`
+	LastLine  int    `json:"last_line"`
+	LastFile  string `json:"last_file,omitempty"`
+	// Confidence is how sure the split of unlabeled lines into this stream
+	// is: "labeled" (the lines carry its ID), "high", "medium" or "low",
+	// with the reason in ConfidenceWhy.
+	Confidence    string `json:"confidence"`
+	ConfidenceWhy string `json:"confidence_why,omitempty"`
+	// LivedShorter is how long, in seconds, a connection lived that sent no
+	// ping because it closed before its declared interval: keepalive on,
+	// no ping due. Absent otherwise.
+	LivedShorter *float64 `json:"lived_shorter_s,omitempty"`
+
 	marks     []Mark
 	pingLines []int32
 	rtts      []float64 // ms, in time order
 	pingTimes []int64
-	firstLine int32
+	firstLine int32 // its first ping or peer ping: the report's order
+	lo, hi    int32 // its first and last line of any kind
 	ctx       int
+	idx       []int     // its pings, indices into its context's
+	peerMarks []mark    // the peer's pings it holds
+	extra     []lineRef // its other lines: opens, closes, failures, timeouts that matched no ping
 
 	start, end   int64    // the stream's first and last event, open and close included; 0 without times
 	sent, recv   []uint64 // payload hashes of its own pings and of the peer's
@@ -101,13 +129,26 @@ type Mark struct {
 // Marks returns the stream's events in time order, for a timeline.
 func (s *Stream) Marks() []Mark { return s.marks }
 
+// NoKeepalive reports whether the logs hold no keepalive traffic at all: no
+// ping sent or received, no pong, no timeout. `tether diagnose` says so in
+// one sentence and exits with a status of its own.
+func (r *Report) NoKeepalive() bool {
+	for i := range r.Streams {
+		s := &r.Streams[i]
+		if s.Pings > 0 || s.PeerPings > 0 || s.Timeouts > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // Timed reports whether the report's times are clock times; without
 // timestamps, marks are placed by line number.
 func (r *Report) Timed() bool { return r.timed }
 
 // Report analyzes what was fed so far.
 func (a *Analyzer) Report() *Report {
-	rep := &Report{Lines: a.counts, Streams: []Stream{}, Findings: []Finding{}}
+	rep := &Report{Lines: a.counts, Streams: []Stream{}, Findings: []Finding{}, a: a}
 	for ci, c := range a.ctxs {
 		for _, s := range a.streams(c, rep) {
 			s.ctx = ci
@@ -119,16 +160,26 @@ func (a *Analyzer) Report() *Report {
 	for i := range rep.Streams {
 		s := &rep.Streams[i]
 		if s.Labeled {
-			s.Name = s.Conn
+			s.Name, s.Short = s.Conn, ShortID(s.Conn)
 		} else {
 			n++
 			s.Name = fmt.Sprintf("unlabeled #%d", n)
+			s.Short = s.Name
 		}
 		if s.Interval != nil || s.RTT != nil || s.First != nil {
 			rep.timed = true
 		}
+		s.File, s.FirstLine = a.fileLine(s.lo)
+		var last string
+		if last, s.LastLine = a.fileLine(s.hi); last != s.File {
+			s.LastFile = last
+		}
+		if len(a.files) < 2 {
+			s.File, s.LastFile = "", "" // one log: its line numbers say it all
+		}
 	}
 	pairEnds(rep.Streams)
+	markLivedShorter(rep.Streams)
 	rep.Findings = findings(a, rep)
 	return rep
 }
@@ -142,7 +193,7 @@ func (a *Analyzer) streams(c *context, rep *Report) []Stream {
 			all[i] = i
 		}
 		s := c.stream(all, c.peer)
-		s.Labeled, s.Conn = true, c.key.conn
+		s.Labeled, s.Conn, s.Confidence = true, c.key.conn, SureLabeled
 		c.labeledFacts(&s)
 		return []Stream{s}
 	}
@@ -158,11 +209,13 @@ func (a *Analyzer) streams(c *context, rep *Report) []Stream {
 			}
 			out = append(out, c.stream(nil, peer))
 		}
+		c.setConfidence(out, c.untimed == 0, 0)
 		return out
 	case len(c.pings) == 0:
 		return nil
 	}
 	var groups [][]int
+	var loose []int
 	if timed {
 		in := linkInput{ts: make([]float64, len(c.pings)), timedOut: make([]bool, len(c.pings))}
 		for i, p := range c.pings {
@@ -171,8 +224,8 @@ func (a *Analyzer) streams(c *context, rep *Report) []Stream {
 		for _, m := range c.opens {
 			in.opens = append(in.opens, float64(m.t)/1e9)
 		}
-		var loose []int
 		groups, loose = linkTimes(in, defaultLink)
+		groups, loose = c.splitUnanswered(groups, loose)
 		rep.Unattributed += len(loose)
 	} else {
 		groups = linkOrdinal(c)
@@ -186,6 +239,8 @@ func (a *Analyzer) streams(c *context, rep *Report) []Stream {
 		sort.Ints(g)
 		out = append(out, c.stream(g, peer))
 	}
+	c.attachFailures(out)
+	c.setConfidence(out, timed, len(loose))
 	// Timeouts that matched no ping go to the stream last heard before them.
 	for _, m := range c.timeouts {
 		best := -1
@@ -197,6 +252,7 @@ func (a *Analyzer) streams(c *context, rep *Report) []Stream {
 		if best >= 0 {
 			out[best].Timeouts++
 			out[best].marks = append(out[best].marks, Mark{At: at(m.t, m.line, m.hasTime), Kind: MarkTimeout})
+			out[best].addLine(m.line, lineTimeout)
 		}
 	}
 	return out
@@ -228,6 +284,14 @@ func (c *context) labeledFacts(s *Stream) {
 		s.Declared = &d
 	}
 	s.keepaliveOff = c.openInterval == 0
+	for _, m := range c.timeouts {
+		s.Timeouts++
+		s.marks = append(s.marks, Mark{At: at(m.t, m.line, m.hasTime), Kind: MarkTimeout})
+	}
+	s.addMarks(c.opens, lineOpen)
+	s.addMarks(c.closes, lineClose)
+	s.addMarks(c.fails, lineFailure)
+	s.addMarks(c.timeouts, lineTimeout)
 	for _, ms := range [][]mark{c.opens, c.closes} {
 		for _, m := range ms {
 			switch {
@@ -273,7 +337,7 @@ func at(t int64, line int32, hasTime bool) int64 {
 // in log order) and peer pings.
 func (c *context) stream(idx []int, peer []mark) Stream {
 	s := Stream{Source: c.key.src.String(), Role: c.role, Logger: c.key.logger, Thread: c.key.thread,
-		Remote: c.remote, PeerPings: len(peer), firstLine: math.MaxInt32}
+		Remote: c.remote, PeerPings: len(peer), firstLine: math.MaxInt32, lo: math.MaxInt32, idx: idx, peerMarks: peer}
 	s.marks = make([]Mark, 0, 2*len(idx)+len(peer)) // a server's log: a million peer pings
 	if len(peer) > 0 && peer[0].hash != 0 {
 		s.recv = make([]uint64, 0, len(peer))
@@ -281,7 +345,7 @@ func (c *context) stream(idx []int, peer []mark) Stream {
 	var first, last int64
 	timed := true
 	seen := func(t int64, line int32, hasTime bool) {
-		s.firstLine = min(s.firstLine, line)
+		s.firstLine, s.lo, s.hi = min(s.firstLine, line), min(s.lo, line), max(s.hi, line)
 		if !hasTime {
 			timed = false
 			return
@@ -297,6 +361,7 @@ func (c *context) stream(idx []int, peer []mark) Stream {
 	for i, k := range idx {
 		p := c.pings[k]
 		seen(p.t, p.line, p.hasTime)
+		s.hi = max(s.hi, p.line2, p.pongLine, p.confirmLine, p.timeoutLine)
 		s.Pings++
 		s.pingLines = append(s.pingLines, p.line)
 		s.pingTimes = append(s.pingTimes, p.t)

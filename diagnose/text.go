@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
+	"sort"
 	"strings"
 	"text/tabwriter"
 )
@@ -20,14 +22,15 @@ func (r *Report) WriteJSON(w io.Writer) error {
 func (r *Report) WriteText(w io.Writer) error {
 	ew := &errWriter{w: w}
 	c := r.Lines
+	if r.NoKeepalive() {
+		wrap(ew, noKeepaliveSentence(c), "", 100)
+		wrap(ew, "What to do: "+noKeepaliveAdvice, "", 100)
+		return ew.err
+	}
 	fmt.Fprintf(ew, "%d lines: %d keepalive and connection lines, %d other lines of known sources, %d skipped\n",
 		c.Lines, c.Keepalive, c.Parsed-c.Keepalive, c.Skipped)
-	if len(r.Streams) == 0 {
-		fmt.Fprintln(ew, "\nNo keepalive traffic found: diagnose reads Tether's records and python-websockets' debug lines (enable DEBUG for the \"websockets\" logger).")
-	} else {
-		fmt.Fprintf(ew, "\n%d stream%s:\n", len(r.Streams), plurals(len(r.Streams)))
-		r.writeStreams(ew)
-	}
+	fmt.Fprintf(ew, "\n%d stream%s:\n", len(r.Streams), plurals(len(r.Streams)))
+	r.writeStreams(ew)
 	if r.Unattributed > 0 || r.UnattributedPeer > 0 {
 		fmt.Fprintf(ew, "  (%d unlabeled pings fit no stream; %d pings from peers could not be given to one)\n", r.Unattributed, r.UnattributedPeer)
 	}
@@ -37,30 +40,88 @@ func (r *Report) WriteText(w io.Writer) error {
 		return ew.err
 	}
 	fmt.Fprintf(ew, "\n%d finding%s:\n", len(r.Findings), plurals(len(r.Findings)))
-	for _, f := range r.Findings {
-		fmt.Fprintf(ew, "\n  %s %s\n", strings.ToUpper(f.Severity), f.Kind)
-		wrap(ew, f.Message, "    ", 100)
-		wrap(ew, "What to do: "+f.Advice, "    ", 100)
-	}
+	r.writeFindings(ew)
 	return ew.err
+}
+
+// The text report stays a screen or two long whatever the log: a proxy's
+// log holds thousands of connections. It lists at most maxRows streams (those
+// with timeouts first) and tells at most maxPerKind findings of a kind in
+// full, the advice once; --json has everything.
+const (
+	maxRows    = 10
+	maxPerKind = 2
+)
+
+// writeFindings writes the findings grouped by kind, in the order of each
+// kind's first finding.
+func (r *Report) writeFindings(w io.Writer) {
+	var kinds []string
+	byKind := map[string][]Finding{}
+	for _, f := range r.Findings {
+		if _, ok := byKind[f.Kind]; !ok {
+			kinds = append(kinds, f.Kind)
+		}
+		byKind[f.Kind] = append(byKind[f.Kind], f)
+	}
+	for _, k := range kinds {
+		fs := byKind[k]
+		for i, f := range fs[:min(len(fs), maxPerKind)] {
+			fmt.Fprintf(w, "\n  %s %s\n", strings.ToUpper(f.Severity), f.Kind)
+			wrap(w, f.Message, "    ", 100)
+			if len(fs) <= maxPerKind || i == maxPerKind-1 {
+				if more := len(fs) - maxPerKind; more > 0 {
+					fmt.Fprintf(w, "    ...and %d more %s finding%s like these (--json lists them all).\n", more, k, plurals(more))
+				}
+				wrap(w, "What to do: "+f.Advice, "    ", 100)
+			}
+		}
+	}
+}
+
+// shownStreams picks the streams the text lists: those with timeouts or
+// unanswered pings first, then the others, in report order; it returns
+// their indices and how many were left out.
+func (r *Report) shownStreams() ([]int, int) {
+	var shown []int
+	for pass := 0; pass < 2 && len(shown) < maxRows; pass++ {
+		for i := range r.Streams {
+			s := &r.Streams[i]
+			trouble := s.Timeouts > 0 || s.Unanswered > 0
+			if trouble == (pass == 0) && len(shown) < maxRows {
+				shown = append(shown, i)
+			}
+		}
+	}
+	sort.Ints(shown)
+	return shown, len(r.Streams) - len(shown)
 }
 
 // writeStreams writes one row per stream; the peers' pings get columns of
 // their own when any stream has some (a server's log: its clients' cadence).
 func (r *Report) writeStreams(w io.Writer) {
-	peers := false
+	peers, inferred := false, false
 	for i := range r.Streams {
 		peers = peers || r.Streams[i].PeerPings > 0
+		inferred = inferred || !r.Streams[i].Labeled
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	head := "  STREAM\tSOURCE\tROLE\tPINGS\tPONGS\tTIMEOUTS\tINTERVAL\tRTT"
+	head := "  STREAM\tLINES\tSOURCE\tROLE\tPINGS\tPONGS\tTIMEOUTS\tINTERVAL\tRTT"
+	if inferred {
+		head = "  STREAM\tSURE\tLINES\tSOURCE\tROLE\tPINGS\tPONGS\tTIMEOUTS\tINTERVAL\tRTT"
+	}
 	if peers {
 		head += "\tPEER PINGS\tPEER INTERVAL"
 	}
 	fmt.Fprintln(tw, head+"\tWHERE")
-	for i := range r.Streams {
+	shown, hidden := r.shownStreams()
+	for _, i := range shown {
 		s := &r.Streams[i]
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\t%s\t%s", s.Name, s.Source, dash(s.Role),
+		fmt.Fprintf(tw, "  %s", short(s.Name))
+		if inferred {
+			fmt.Fprintf(tw, "\t%s", s.Confidence)
+		}
+		fmt.Fprintf(tw, "\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s", linesText(s), s.Source, dash(s.Role),
 			s.Pings, s.Pongs, s.Timeouts, intervalText(s), rttText(s))
 		if peers {
 			fmt.Fprintf(tw, "\t%d\t%s", s.PeerPings, statsText(s.PeerInterval))
@@ -68,6 +129,9 @@ func (r *Report) writeStreams(w io.Writer) {
 		fmt.Fprintf(tw, "\t%s\n", whereText(s, !peers))
 	}
 	tw.Flush()
+	if hidden > 0 {
+		fmt.Fprintf(w, "  ...and %d more stream%s (--json lists them all, --lines gives every line its stream).\n", hidden, plurals(hidden))
+	}
 }
 
 // writePairs lists the connections whose two ends are both in the logs.
@@ -83,14 +147,20 @@ func (r *Report) writePairs(w io.Writer) {
 			fmt.Fprintln(tw, "\nBoth ends in these logs:")
 		}
 		n++
+		if n > maxRows {
+			continue
+		}
 		how := "by their addresses"
 		if s.Peer.By == "payloads" {
 			how = fmt.Sprintf("%d ping%s logged at both ends", s.Peer.Matches, plurals(s.Peer.Matches))
 		}
 		other := r.Streams[streamIndex(r, s.Peer.Name)]
-		fmt.Fprintf(tw, "  %s (%s)\t<->\t%s (%s)\t%s\n", s.Name, endText(s), other.Name, endText(&other), how)
+		fmt.Fprintf(tw, "  %s (%s)\t<->\t%s (%s)\t%s\n", short(s.Name), endText(s), short(other.Name), endText(&other), how)
 	}
 	tw.Flush()
+	if n > maxRows {
+		fmt.Fprintf(w, "  ...and %d more pairs (--json: each stream's peer).\n", n-maxRows)
+	}
 }
 
 // endText is a stream's side of a pair: its role, and its address.
@@ -109,6 +179,23 @@ func streamIndex(r *Report, name string) int {
 		}
 	}
 	return -1
+}
+
+// linesText is a stream's first and last line, "17-240", with the log's
+// name when it has one ("server.log:17-240") and the last log's when the
+// stream goes on in another.
+func linesText(s *Stream) string {
+	if s.FirstLine == 0 {
+		return "-"
+	}
+	t := fmt.Sprintf("%d-%d", s.FirstLine, s.LastLine)
+	if s.LastFile != "" {
+		t = fmt.Sprintf("%d-%s:%d", s.FirstLine, filepath.Base(s.LastFile), s.LastLine)
+	}
+	if s.File != "" {
+		t = filepath.Base(s.File) + ":" + t
+	}
+	return t
 }
 
 func statsText(iv *IntervalStats) string {
@@ -163,6 +250,9 @@ func whereText(s *Stream, peerPings bool) string {
 	}
 	if s.Unanswered > 0 {
 		parts = append(parts, fmt.Sprintf("%d unanswered", s.Unanswered))
+	}
+	if l := livedText(s); l != "" {
+		parts = append(parts, l)
 	}
 	return strings.Join(parts, ", ")
 }

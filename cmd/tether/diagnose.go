@@ -16,6 +16,7 @@ func diagnoseCmd() *cobra.Command {
 	var (
 		asJSON  bool
 		svgPath string
+		lines   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "diagnose [FILE...]",
@@ -24,17 +25,21 @@ func diagnoseCmd() *cobra.Command {
 			"given), groups the keepalive lines into one stream per connection, even lines that carry no\n" +
 			"connection ID, and reports each stream's interval and round trip, then what is wrong. On a\n" +
 			"server's log it measures each client's ping cadence; given both ends' logs (server.log\n" +
-			"clients.log), it pairs the two streams of each connection.",
+			"clients.log), it pairs the two streams of each connection. --lines lists every keepalive\n" +
+			"line with its stream. Connections are named by the last 8 characters of their ID, as on\n" +
+			"the dashboard. Exit status: 0 with a report, 1 on an error, 3 when the logs hold no\n" +
+			"keepalive traffic at all.",
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, files []string) error {
 			return runDiagnose(diagnoseRun{
 				files: files, stdin: os.Stdin, out: cmd.OutOrStdout(), errOut: os.Stderr,
-				json: asJSON, svg: svgPath, progress: isTerminal(os.Stderr),
+				json: asJSON, svg: svgPath, lines: lines, progress: isTerminal(os.Stderr),
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the analysis as JSON")
 	cmd.Flags().StringVar(&svgPath, "svg", "", "also write a timeline of the streams to this SVG file")
+	cmd.Flags().BoolVar(&lines, "lines", false, "list every keepalive and connection line (FILE:LINE, stream, what) instead of the report; with --json, add them to it as attribution")
 	return cmd
 }
 
@@ -45,6 +50,7 @@ type diagnoseRun struct {
 	out, errOut io.Writer
 	json        bool
 	svg         string
+	lines       bool // list each line's stream (--lines)
 	progress    bool // show a progress bar on errOut
 }
 
@@ -55,13 +61,14 @@ func runDiagnose(r diagnoseRun) error {
 	if bar != nil {
 		a.Progress = func(int64) {}
 	}
-	feed := func(in io.Reader) error {
+	feedNamed := func(name string, in io.Reader) error {
 		if bar == nil {
-			return a.Feed(in)
+			return a.FeedNamed(name, in)
 		}
 		pr := progressbar.NewReader(in, bar)
-		return a.Feed(&pr)
+		return a.FeedNamed(name, &pr)
 	}
+	feed := func(in io.Reader) error { return feedNamed("", in) }
 	if len(r.files) == 0 {
 		if err := feed(r.stdin); err != nil {
 			return fmt.Errorf("reading standard input: %w", err)
@@ -72,7 +79,7 @@ func runDiagnose(r diagnoseRun) error {
 		if err != nil {
 			return err
 		}
-		err = feed(f)
+		err = feedNamed(name, f)
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", name, err)
@@ -88,7 +95,31 @@ func runDiagnose(r diagnoseRun) error {
 			return err
 		}
 	}
+	if err := r.write(rep, took); err != nil {
+		return err
+	}
+	if rep.NoKeepalive() {
+		return exitError{exitNoKeepalive}
+	}
+	return nil
+}
+
+// exitNoKeepalive is diagnose's exit status when the logs hold no keepalive
+// traffic: a script can tell "nothing to read" (wrong log level, wrong
+// file) from a report, which exits 0, and from an error, which exits 1.
+const exitNoKeepalive = 3
+
+func (r diagnoseRun) write(rep *diagnose.Report, took time.Duration) error {
 	w := bufio.NewWriter(r.out)
+	if r.lines {
+		rep.Attribute()
+	}
+	if r.lines && !r.json {
+		if err := rep.WriteLines(w); err != nil {
+			return err
+		}
+		return w.Flush()
+	}
 	if r.json {
 		if err := rep.WriteJSON(w); err != nil {
 			return err
@@ -98,7 +129,9 @@ func runDiagnose(r diagnoseRun) error {
 	if err := rep.WriteText(w); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nRead %d lines in %s (%s lines/s).\n", rep.Lines.Lines, took.Round(time.Millisecond), rate(rep.Lines.Lines, took))
+	if !rep.NoKeepalive() {
+		fmt.Fprintf(w, "\nRead %d lines in %s (%s lines/s).\n", rep.Lines.Lines, took.Round(time.Millisecond), rate(rep.Lines.Lines, took))
+	}
 	if r.svg != "" {
 		fmt.Fprintf(w, "Timeline written to %s.\n", r.svg)
 	}

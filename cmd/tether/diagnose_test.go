@@ -302,3 +302,77 @@ func TestDiagnoseBothEnds(t *testing.T) {
 		t.Errorf("text lacks the 3 pairs:\n%s", text)
 	}
 }
+
+// TestDiagnoseNoKeepalive reads a log of a connection with keepalive off at
+// both ends: one sentence (and what to do), no "no findings" that reads as
+// all well, and exit status 3, in text and in JSON.
+func TestDiagnoseNoKeepalive(t *testing.T) {
+	for _, asJSON := range []bool{false, true} {
+		var out bytes.Buffer
+		err := runDiagnose(diagnoseRun{files: []string{fixtures + "quiet.log"}, out: &out, errOut: io.Discard,
+			stdin: strings.NewReader(""), json: asJSON})
+		if e, ok := err.(exitError); !ok || e.code != exitNoKeepalive || exitNoKeepalive == 0 || exitNoKeepalive == 1 {
+			t.Errorf("json %v: error %v, want exit status %d", asJSON, err, exitNoKeepalive)
+		}
+		text := out.String()
+		if asJSON {
+			if !strings.Contains(text, `"kind": "no-keepalive"`) {
+				t.Errorf("JSON lacks the no-keepalive finding:\n%s", text)
+			}
+			continue
+		}
+		if !strings.HasPrefix(text, "No keepalive traffic in these 21 lines") || strings.Contains(text, "No findings") ||
+			strings.Contains(text, "stream") || strings.Count(text, "\n") > 6 {
+			t.Errorf("text report:\n%s", text)
+		}
+	}
+}
+
+// TestDiagnoseLines lists each keepalive line with its stream: on two
+// unlabeled clients, one of whose servers never answers, the unanswered
+// ping, its timeout and its 1011 failure are the second stream's, and every
+// other keepalive line the first's. With --json the same list is the
+// report's attribution, and each stream has its first and last line.
+func TestDiagnoseLines(t *testing.T) {
+	out := runDiag(t, diagnoseRun{files: []string{fixtures + "unanswered-asctime.log"}, lines: true})
+	got := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		f := strings.Fields(l)
+		got[f[0]] = strings.Join(f[1:], " ")
+	}
+	for line, want := range map[string]string{
+		"35": "unlabeled #1 ping", "36": "unlabeled #1 ping frame", "37": "unlabeled #1 pong",
+		"39": "unlabeled #2 ping", "40": "unlabeled #2 ping frame", "47": "unlabeled #2 timeout",
+		"48": "unlabeled #2 1011 failure", "62": "unlabeled #1 ping", "64": "unlabeled #1 pong", "65": "unlabeled #1 pong confirmed",
+	} {
+		if got[line] != want {
+			t.Errorf("line %s: %q, want %q\n%s", line, got[line], want, out)
+		}
+	}
+
+	out = runDiag(t, diagnoseRun{files: []string{fixtures + "unanswered-asctime.log"}, lines: true, json: true})
+	var rep struct {
+		Streams []struct {
+			Name      string `json:"name"`
+			FirstLine int    `json:"first_line"`
+			LastLine  int    `json:"last_line"`
+			Pings     int    `json:"pings"`
+			Timeouts  int    `json:"timeouts"`
+		} `json:"streams"`
+		Attribution []struct {
+			Line   int    `json:"line"`
+			Stream string `json:"stream"`
+			What   string `json:"what"`
+		} `json:"attribution"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Streams) != 2 || rep.Streams[1].Pings != 1 || rep.Streams[1].Timeouts != 1 ||
+		rep.Streams[1].FirstLine != 39 || rep.Streams[1].LastLine != 48 || rep.Streams[0].FirstLine != 35 {
+		t.Errorf("streams %+v", rep.Streams)
+	}
+	if len(rep.Attribution) != len(got) {
+		t.Errorf("%d attributed lines in JSON, %d in text", len(rep.Attribution), len(got))
+	}
+}

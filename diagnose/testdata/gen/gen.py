@@ -83,7 +83,7 @@ class Client:
     def truth(self):
         return {"name": self.name, "id": self.id, "source": "python-websockets",
                 "labeled": self.labeled, "logger": self.logger,
-                "interval_s": self.interval, "dead_peer": self.path.startswith("/dead")}
+                "interval_s": self.interval, "dead_peer": dead(self.path)}
 
 
 class TetherClient:
@@ -94,7 +94,14 @@ class TetherClient:
 
     def truth(self):
         return {"name": self.name, "id": self.id, "source": "tether", "labeled": True,
-                "logger": "", "interval_s": self.interval, "dead_peer": self.path.startswith("/dead")}
+                "logger": "", "interval_s": self.interval, "dead_peer": dead(self.path)}
+
+
+def dead(path):
+    """A connection whose server stops answering: for good (/dead/AFTER) or
+    for a while (/stall/AFTER/FOR), long enough for the keepalive to time
+    out."""
+    return path.startswith("/dead/") or path.startswith("/stall/")
 
 
 SCENARIOS = {
@@ -128,10 +135,37 @@ SCENARIOS = {
         TetherClient("T1", 0.4, fmt="json", frames=True),
         TetherClient("T2", 0.45, fmt="text", path="/dead/1.5", timeout=0.9),
     ], expect=["interval-mismatch", "unlabeled-stream", "ping-timeout"]),
+    # Two unlabeled clients at one cadence, one of whose servers never
+    # answers: C logs one ping, its timeout and its 1011 failure, and must
+    # stay a stream of its own.
+    "unanswered": dict(run=3.0, clients=lambda: [
+        Client("B", 0.5),
+        Client("C", 0.5, path="/dead/0", start=0.01),
+    ], expect=["ping-timeout", "unlabeled-stream"]),
+    # One incident: the server stalls for 3 s and all three Tether clients
+    # of one program time out together; one finding tells it.
+    "stall": dict(run=5.0, clients=lambda: [
+        TetherClient("T1", 0.5, path="/stall/1.5/3", timeout=1.0),
+        TetherClient("T2", 0.5, path="/stall/1.5/3", timeout=1.0, start=0.01),
+        TetherClient("T3", 0.5, path="/stall/1.5/3", timeout=1.0, start=0.02),
+    ], expect=["ping-timeout"]),
+    # No keepalive at all, at either end: nothing for diagnose to read.
+    "quiet": dict(run=1.0, clients=lambda: [
+        Client("Q", None, labeled=True),
+    ], expect=[]),
 }
 
 
 async def handler(ws, path):
+    if path.startswith("/stall/"):
+        # Stop reading for a while: every connection's pings in that time go
+        # unanswered at once, as when the server's process or host stalls.
+        _, _, after, span = path.split("/")
+        await asyncio.sleep(float(after))
+        ws.transport.pause_reading()
+        await asyncio.sleep(float(span))
+        ws.transport.resume_reading()
+        path = "/echo"
     if path.startswith("/dead/"):
         # Stop reading: pings are no longer answered, the client's keepalive
         # times out.
@@ -269,6 +303,10 @@ RUNS = [
     ("timeout-v15-ha", "timeout", "ha", True),
     ("loggers-ha", "loggers", "ha", False),
     ("mixed", "mixed", "asctime", False),
+    ("unanswered-asctime", "unanswered", "asctime", False),
+    ("unanswered-notime", "unanswered", "notime", False),
+    ("stall-tether", "stall", "asctime", False),
+    ("quiet", "quiet", "asctime", False),
 ]
 
 
