@@ -188,8 +188,16 @@ func checkAgainstTruth(t *testing.T, rep *Report, tr *truth) map[int]int {
 // that stream or to none, never to another's. Each stream's first and last
 // lines are its own.
 func checkAttribution(t *testing.T, rep *Report, tr *truth, claimed map[int]int) {
+	if wrong := attribution(t, rep, tr, claimed, t.Errorf); wrong > 0 {
+		t.Errorf("%d keepalive lines attributed wrongly", wrong)
+	}
+}
+
+// attribution checks each attributed line against the truth, telling each
+// wrong one to report, and returns how many were wrong.
+func attribution(t *testing.T, rep *Report, tr *truth, claimed map[int]int, report func(string, ...any)) int {
 	if tr.Scenario == "quiet" {
-		return // no keepalive line, no stream
+		return 0 // no keepalive line, no stream
 	}
 	rep.Attribute()
 	byShort := map[string]int{}
@@ -206,13 +214,13 @@ func checkAttribution(t *testing.T, rep *Report, tr *truth, claimed map[int]int)
 		if la.Stream == "" {
 			if isKeepalive {
 				wrong++
-				t.Errorf("line %d (%s, written by connection %d): no stream", la.Line, la.What, writer)
+				report("line %d (%s, written by connection %d): no stream", la.Line, la.What, writer)
 			}
 			continue
 		}
 		if ci, ok := claimed[byShort[la.Stream]]; !ok || ci != writer {
 			wrong++
-			t.Errorf("line %d (%s, written by connection %d) given to %s", la.Line, la.What, writer, la.Stream)
+			report("line %d (%s, written by connection %d) given to %s", la.Line, la.What, writer, la.Stream)
 		}
 	}
 	if keepalive == 0 {
@@ -225,6 +233,7 @@ func checkAttribution(t *testing.T, rep *Report, tr *truth, claimed map[int]int)
 		}
 	}
 	t.Logf("%d keepalive lines, %d attributed wrongly", keepalive, wrong)
+	return wrong
 }
 
 // findStream finds connection ci's stream: by ID when labeled, else the

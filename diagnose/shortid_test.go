@@ -24,12 +24,12 @@ func TestShortID(t *testing.T) {
 // TestShortIDMatchesDashboard holds diagnose's short form to the
 // dashboard's: a short ID copied from one must be found in the other.
 func TestShortIDMatchesDashboard(t *testing.T) {
-	js, err := os.ReadFile("../dashboard/assets/app.js")
+	js, err := os.ReadFile("../dashboard/assets/fmt.js")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Contains(js, []byte("id.length > 12 ? id.slice(-8) : id")) {
-		t.Error("dashboard/assets/app.js no longer shortens IDs to their last 8 characters (over 12): change ShortID with it")
+		t.Error("dashboard/assets/fmt.js no longer shortens IDs to their last 8 characters (over 12): change ShortID with it")
 	}
 }
 
