@@ -139,4 +139,3 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(p)
 }
-
