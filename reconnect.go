@@ -38,7 +38,8 @@ const (
 // second waits MinDelay; each later one Factor times the one before, capped
 // at MaxDelay. Every delay but the first is then shortened by a random part
 // of up to Jitter of itself. The Clock of the embedded ConnOptions times the
-// delays too, so a test can drive them with a fake clock.
+// delays too, so a test can drive them with a fake clock (tethertest.Clock)
+// and check each to the nanosecond.
 type ReconnectOptions struct {
 	// DialOptions are used for every attempt; its Logger receives the
 	// records of the reconnect loop as well.
