@@ -41,6 +41,10 @@ $(BIN)/staticcheck:
 
 lint: $(BIN)/staticcheck
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@# go vet runs the stdversion analyzer: it fails on any standard-library
+	@# symbol newer than go.mod's go line, the version importers must have
+	@# (README, "Requirements"). The line is the lowest the code and its
+	@# dependencies allow: raise it only when one of them needs more.
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
 	@echo "== builds for other systems (the library and the CLI)"

@@ -75,6 +75,9 @@ func (s *site) resolve() string {
 }
 
 func isLibraryFrame(f runtime.Frame) bool {
+	if _, ok := helpers.Load(f.Function); ok {
+		return true
+	}
 	if strings.HasSuffix(f.File, "_test.go") {
 		return false
 	}
@@ -98,3 +101,37 @@ func shortFile(path string) string {
 	}
 	return path
 }
+
+// Helper marks the function that calls it as a helper that opens
+// connections for its callers, as testing.T.Helper marks a test helper: the
+// call site recorded for a connection (the call_sites of the registry's
+// duplicate-connection warnings, the call_site of a leak record and of
+// ConnInfo) then names the line that called the helper, not the line in the
+// helper that called Dial or Accept. Without it, every connection a shared
+// helper dials is reported at the same line of the helper, and the warning
+// cannot say which caller dialled twice.
+//
+//	func connect(ctx context.Context, url string) (*tether.Conn, error) {
+//		tether.Helper()
+//		c, _, err := tether.Dial(ctx, url, nil)
+//		return c, err
+//	}
+//
+// Helpers may call helpers; the call site is taken among the eight callers
+// nearest to Dial or Accept, so a chain deeper than that reads "unknown".
+// Helper may be called from any goroutine; a function once marked stays
+// marked for the life of the process.
+func Helper() {
+	var pc [1]uintptr
+	if runtime.Callers(2, pc[:]) == 0 {
+		return
+	}
+	f, _ := runtime.CallersFrames(pc[:]).Next()
+	if _, ok := helpers.Load(f.Function); !ok {
+		helpers.Store(f.Function, struct{}{})
+	}
+}
+
+// helpers holds the names of the functions marked by Helper; it only grows,
+// as the program's functions are finite.
+var helpers sync.Map

@@ -57,11 +57,12 @@ func clientsServer(t *testing.T, reg *Registry, fc *clock.Fake) string {
 	t.Helper()
 	var wg sync.WaitGroup
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wg.Add(1) // before the hijack, so that srv.Close waits for this Add
 		c, err := Accept(w, r, &AcceptOptions{ConnOptions: ConnOptions{Registry: reg, Clock: fc, PingInterval: -1, Logger: discard}})
 		if err != nil {
+			wg.Done()
 			return
 		}
-		wg.Add(1)
 		c.Go(func(MessageType, []byte) error { return nil }, func(error) { wg.Done() })
 	}))
 	t.Cleanup(func() {
@@ -90,6 +91,8 @@ func TestServerSeesClientCadences(t *testing.T) {
 	clients := []*rawClient{dialRaw(t, addr, "/echo", agent), dialRaw(t, addr, "/echo", agent), dialRaw(t, addr, "/echo", agent)}
 	other := dialRaw(t, addr, "/echo", "Go-http-client/1.1")
 	eventually(t, "four connections", func() bool { return reg.Len() == 4 })
+	// The registry counts a connection (Len) before it warns about it.
+	eventually(t, "the warning", func() bool { return len(rec.with("several connections from one client to one endpoint")) > 0 })
 	if n := len(rec.with("several connections from one client to one endpoint")); n != 1 {
 		t.Fatalf("%d warnings of several connections, want 1", n)
 	}

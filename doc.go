@@ -12,6 +12,16 @@
 // carried, as the slog attribute "conn", in every log record the connection
 // emits, together with "role" and "remote".
 //
+// ReadJSON and WriteJSON exchange JSON messages; NetConn turns a connection
+// into a net.Conn, to tunnel a protocol that wants a byte stream. Reconnect
+// redials with backoff. Helper marks a function that dials for its callers,
+// so that the registry's warnings name the callers.
+//
+// Time enters through ConnOptions.Clock, an interface: package tethertest
+// has a fake Clock a test advances by hand, an in-memory Pair of
+// connections and a test Server, so code that uses Tether can test its
+// keepalive and reconnect logic without sleeping.
+//
 // The protocol rules live in internal/wire; this package drives them over a
 // net.Conn.
 package tether

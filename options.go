@@ -86,8 +86,10 @@ type ConnOptions struct {
 	// Registry is where the connection is listed from open to close;
 	// nil means DefaultRegistry, NoRegistry keeps it out of every registry.
 	Registry *Registry
-	// Clock replaces the wall clock, for tests.
-	Clock clock.Clock
+	// Clock replaces the wall clock, for tests: keepalive, the close
+	// timeout and Reconnect's backoff then run on it (see Clock, and
+	// tethertest.Clock for one a test advances by hand).
+	Clock Clock
 }
 
 // AcceptOptions configure Accept.

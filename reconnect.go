@@ -38,7 +38,8 @@ const (
 // second waits MinDelay; each later one Factor times the one before, capped
 // at MaxDelay. Every delay but the first is then shortened by a random part
 // of up to Jitter of itself. The Clock of the embedded ConnOptions times the
-// delays too, so a test can drive them with a fake clock.
+// delays too, so a test can drive them with a fake clock (tethertest.Clock)
+// and check each to the nanosecond.
 type ReconnectOptions struct {
 	// DialOptions are used for every attempt; its Logger receives the
 	// records of the reconnect loop as well.
@@ -128,8 +129,9 @@ type ReconnectOptions struct {
 // or ctx's end. When ctx ends, the connection the loop holds is closed
 // with 1001, unless the body broke out with it.
 //
-// Each attempt is logged (info "dial attempt", with "attempt" and "delay"),
-// and so is each decision to redial (info "reconnecting", with the error).
+// Each attempt is logged as it starts (info "dial attempt", with "attempt"
+// and the "delay" waited before it), and so is each decision to redial
+// (info "reconnecting", with the error and the delay about to be waited).
 // The iterator runs on the caller's goroutine and starts none that outlive
 // it. It can be ranged over again: each loop starts from scratch.
 func Reconnect(ctx context.Context, url string, opts *ReconnectOptions) iter.Seq2[*Conn, error] {
@@ -282,10 +284,12 @@ func (r *reconnector) loop(ctx context.Context, yield func(*Conn, error) bool) (
 	resetAfter := orDefault(r.opts.ResetAfter, DefaultReconnectResetAfter)
 	attempt, delay := 1, time.Duration(0)
 	for {
-		r.log.Info("dial attempt", "url", r.safe, "attempt", attempt, "delay", delay)
 		if err := r.sleep(ctx, delay); err != nil {
 			return false, fmt.Errorf("tether: reconnect %s: %w", r.safe, err)
 		}
+		// Logged once the delay is over, as the dial starts: the record's
+		// time is the attempt's, and its delay is one that was waited.
+		r.log.Info("dial attempt", "url", r.safe, "attempt", attempt, "delay", delay)
 		u := r.url
 		if f := r.opts.URL; f != nil {
 			u = f(attempt)

@@ -769,3 +769,36 @@ func TestReconnectURLPerAttempt(t *testing.T) {
 		t.Fatalf("queries %q, want %q", seen, want)
 	}
 }
+
+// TestDialAttemptLoggedWhenItStarts: the "dial attempt" record of a redial
+// is written once its backoff delay is over, not when the delay begins, and
+// carries that delay; an attempt cut off during its delay is never logged.
+func TestDialAttemptLoggedWhenItStarts(t *testing.T) {
+	srv := newRestartServer(t, false)
+	url := srv.url()
+	srv.stop(false)
+	h := newHarness(t)
+	h.run(url, h.options())
+	r := h.nextRetry()
+	eventually(t, "backoff timer armed", func() bool { return h.fake.Pending() == 1 })
+	if n := len(h.log.messages("dial attempt")); n != 1 {
+		t.Fatalf("%d dial attempt records while the second attempt waits, want 1", n)
+	}
+	h.fake.Advance(r.delay)
+	r2 := h.nextRetry() // the second attempt was made, and failed
+	attempts := h.log.messages("dial attempt")
+	if len(attempts) != 2 {
+		t.Fatalf("%d dial attempt records after the delay, want 2", len(attempts))
+	}
+	if a := attempts[1]; a["attempt"].Int64() != 2 || a["delay"].Duration() != r.delay {
+		t.Fatalf("second dial attempt record %v, want attempt 2 and delay %v", a, r.delay)
+	}
+	eventually(t, "backoff timer armed", func() bool { return h.fake.Pending() == 1 })
+	h.cancel()
+	if err := h.end(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("loop ended with %v", err)
+	}
+	if n := len(h.log.messages("dial attempt")); n != 2 {
+		t.Fatalf("%d dial attempt records after a cancel during attempt %d's delay, want 2", n, r2.attempt)
+	}
+}

@@ -15,6 +15,12 @@ import (
 // what dashboards, metrics, pools and leak checks read. Connections register
 // in DefaultRegistry unless their options name another (or NoRegistry).
 //
+// When one process dials the same endpoint twice, or with different
+// keepalive settings, the registry logs a warning (see addEndpoint) whose
+// call_sites name the line that opened each connection: the first caller
+// outside Tether's packages. A helper of yours that dials for its callers
+// calls Helper first, so that the warning names its callers instead.
+//
 // It is sharded, so connections open and close without a global lock, and
 // safe for concurrent use.
 type Registry struct {
@@ -185,6 +191,7 @@ const maxWarnConns = 10
 // settings share one logger. To stay cheap and readable with thousands of
 // connections, it warns for each of the first few duplicates, then when the
 // count reaches a power of two, and whenever a new keepalive setting appears.
+// Its call_sites skip functions marked with Helper.
 func (r *Registry) addEndpoint(c *conn) {
 	key := endpointKey(c.path)
 	ka := [2]time.Duration{c.pingIntervalOrZero(), c.pingTimeoutOrZero()}

@@ -4,6 +4,7 @@
 package clock
 
 import (
+	"context"
 	"sort"
 	"sync"
 	"time"
@@ -16,8 +17,10 @@ type Clock interface {
 	AfterFunc(d time.Duration, f func()) Timer
 }
 
-// Timer is a pending AfterFunc call.
-type Timer interface {
+// Timer is a pending AfterFunc call. It is an alias of an unnamed
+// interface, as tether.Timer is, so that a Clock here and the public
+// tether.Clock have the same method set and each implements the other.
+type Timer = interface {
 	// Stop prevents the call if it has not run yet and reports whether it did so.
 	Stop() bool
 	// Reset schedules the call again, d from now, whether or not it ran.
@@ -37,10 +40,11 @@ func (realClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterF
 // only when Advance moves the clock past them; each runs synchronously inside
 // Advance, so a test sees its effects when Advance returns.
 type Fake struct {
-	mu     sync.Mutex
-	now    time.Time
-	seq    int
-	timers []*fakeTimer
+	mu      sync.Mutex
+	now     time.Time
+	seq     int
+	timers  []*fakeTimer
+	changed chan struct{} // closed and replaced when timers are added; nil until waited on
 }
 
 // NewFake returns a fake clock set to a fixed, arbitrary instant.
@@ -62,7 +66,39 @@ func (f *Fake) AfterFunc(d time.Duration, fn func()) Timer {
 	f.seq++
 	t := &fakeTimer{clock: f, due: f.now.Add(d), seq: f.seq, fn: fn}
 	f.timers = append(f.timers, t)
+	f.notifyLocked()
 	return t
+}
+
+// notifyLocked wakes the callers of WaitPending; the caller holds f.mu.
+func (f *Fake) notifyLocked() {
+	if f.changed != nil {
+		close(f.changed)
+		f.changed = nil
+	}
+}
+
+// WaitPending blocks until at least n timers are pending, or ctx ends.
+// Code under test arms its timers on goroutines of its own; a test waits
+// for them here before it advances the clock past them.
+func (f *Fake) WaitPending(ctx context.Context, n int) error {
+	for {
+		f.mu.Lock()
+		if len(f.timers) >= n {
+			f.mu.Unlock()
+			return nil
+		}
+		if f.changed == nil {
+			f.changed = make(chan struct{})
+		}
+		ch := f.changed
+		f.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // Pending returns the number of timers not yet fired or stopped.
@@ -123,6 +159,7 @@ func (t *fakeTimer) Reset(d time.Duration) bool {
 	f.seq++
 	t.due, t.seq = f.now.Add(d), f.seq
 	f.timers = append(f.timers, t)
+	f.notifyLocked()
 	return active
 }
 

@@ -9,6 +9,10 @@
 //   /pause                   stop reading from the socket right after the handshake
 //                            (ws._socket.pause()) and print "paused": from then on no
 //                            frame is processed, so pings are never answered
+//   /json                    parse every message as JSON and answer, as a text message,
+//                            {"echo": <the parsed value>, "from": "node"}
+//   /stream                  a byte stream (ws's createWebSocketStream): every line
+//                            received, across messages, comes back upper-cased
 // stdout, one line per event (fields after the keyword are separated by one space;
 // REASON is the rest of the line and may be empty):
 //   listening PORT           first line, once the socket is bound
@@ -18,10 +22,11 @@
 //   closed CODE REASON       a connection ended: the peer's close code and reason
 //                            (1005 if its close frame had no code, 1006 if none came)
 'use strict';
-const { WebSocketServer } = require('ws');
+const readline = require('readline');
+const { WebSocketServer, createWebSocketStream } = require('ws');
 
 const out = (...fields) => process.stdout.write(fields.join(' ') + '\n');
-const PATHS = ['/echo', '/close', '/ping', '/pause'];
+const PATHS = ['/echo', '/close', '/ping', '/pause', '/json', '/stream'];
 
 const wss = new WebSocketServer({
   host: '127.0.0.1',
@@ -39,7 +44,15 @@ wss.on('connection', (ws, req) => {
   ws.on('pong', (data) => out('pong', data.toString('hex')));
   ws.on('close', (code, reason) => out('closed', code, reason.toString()));
   ws.on('error', () => {}); // a 'close' event follows and reports it
-  ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+  if (url.pathname === '/json') {
+    ws.on('message', (data) => ws.send(JSON.stringify({ echo: JSON.parse(data), from: 'node' })));
+  } else if (url.pathname === '/stream') {
+    const stream = createWebSocketStream(ws);
+    stream.on('error', () => {}); // the 'close' event reports how it ended
+    readline.createInterface({ input: stream }).on('line', (line) => stream.write(line.toUpperCase() + '\n'));
+  } else {
+    ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+  }
   if (url.pathname === '/close') {
     ws.close(Number(url.searchParams.get('code') || 1000), url.searchParams.get('reason') || '');
   } else if (url.pathname === '/ping') {
