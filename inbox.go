@@ -99,11 +99,14 @@ func (q *inbox) take() (message, bool) {
 }
 
 // holdEnd returns a channel closed once the application has taken every
-// waiting message and come back for more, or nil if it already has.
+// waiting message and come back for more, or nil when none waits: then
+// the application has reached the end already (it may still be busy with
+// the last message, but holding for an application that has stopped
+// reading would hold the peer's close for CloseTimeout).
 func (q *inbox) holdEnd() <-chan struct{} {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.starved && q.head == len(q.q) {
+	if q.head == len(q.q) {
 		return nil
 	}
 	if q.hold == nil {

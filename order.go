@@ -7,9 +7,9 @@ package tether
 // would fail the connection under messages the application has not seen,
 // and its replies to them (an echo, an acknowledgement) would be refused.
 // A strict endpoint behaves as if it handled frames one at a time
-// (Autobahn families 3, 4 and 5 test exactly this). So the read loop holds
-// such an end back until the application has taken every message received
-// before it and asks for more: then the end takes effect, the close frame
+// (Autobahn families 3, 4 and 5 test exactly this). So when messages
+// received before such an end still wait in the queue, the read loop holds
+// the end back until the application has taken them all and asks for more: then the end takes effect, the close frame
 // follows whatever the application wrote in reply, and its Read returns
 // the *CloseError. The hold is bounded by CloseTimeout, so a peer that
 // sends garbage behind good messages to an application that never reads is

@@ -141,3 +141,17 @@ func TestCloseDuringHold(t *testing.T) {
 		t.Fatal("Close waited on the held end")
 	}
 }
+
+// TestPeerCloseAfterLastMessage: an application that has taken every
+// message and then stops reading (it only writes from now on) does not
+// hold the peer's close: the answer goes out at once, not after
+// CloseTimeout (the fake clock never moves here).
+func TestPeerCloseAfterLastMessage(t *testing.T) {
+	c, peer, _ := kaClient(t, ConnOptions{PingInterval: -1, Logger: discard, Registry: NoRegistry})
+	peer.writeFrame(wire.OpText, []byte("only"))
+	if _, p, err := c.Read(context.Background()); err != nil || string(p) != "only" {
+		t.Fatalf("Read: %q, %v", p, err)
+	}
+	peer.writeFrame(wire.OpClose, wire.AppendClose(nil, uint16(StatusNormal), ""))
+	expectFrame(t, peer, wire.OpClose, "", StatusNormal)
+}
