@@ -11,7 +11,7 @@ import (
 )
 
 // connJSON is one object of /api/connections: the registry's snapshot with
-// the field names of DESIGN.md Contract 2, plus "node" in cluster mode.
+// the field names of Contract 2 (docs/contracts.md), plus "node" in cluster mode.
 type connJSON struct {
 	tether.ConnInfo
 	Node string `json:"node,omitempty"`

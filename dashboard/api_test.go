@@ -12,7 +12,7 @@ import (
 	"github.com/tetherws/tether"
 )
 
-// contractFields are the fields DESIGN.md Contract 2 requires of every
+// contractFields are the fields Contract 2 (docs/contracts.md) requires of every
 // /api/connections object, with the JSON kinds they may take.
 var contractFields = map[string][]string{
 	"id": {"string"}, "role": {"string"}, "remote": {"string"}, "local": {"string"},

@@ -1,6 +1,6 @@
 // Package dashboard serves a live view of a Tether registry: a page that
 // shows every connection with its keepalive timeline, the JSON behind it
-// (/api/connections, DESIGN.md Contract 2), and Prometheus metrics
+// (/api/connections, Contract 2 (docs/contracts.md)), and Prometheus metrics
 // (/metrics). It is one http.Handler that any net/http server can mount;
 // `tether serve` mounts it at /.
 //

@@ -2,8 +2,8 @@
 // belongs to which connection, and what is wrong: the analysis behind
 // `tether diagnose`.
 //
-// It reads Tether's own slog records (text or JSON, Contract 3 of
-// DESIGN.md) and python-websockets' debug lines, legacy and current
+// It reads Tether's own slog records (text or JSON, the log records of
+// docs/contracts.md) and python-websockets' debug lines, legacy and current
 // ("% sending keepalive ping", "% sent keepalive ping", "> PING 29 0b 1d 85
 // [binary, 4 bytes]", ...), under the common Python logging formats, with or
 // without a connection ID prefixed by a LoggerAdapter; the parser is chosen

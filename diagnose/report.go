@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// Report is the analysis of one or more logs. Its JSON form is Contract 4 of
-// DESIGN.md (`tether diagnose --json`); the fields after the contract's are
-// extensions.
+// Report is the analysis of one or more logs. Its JSON form is a contract
+// (docs/contracts.md, `tether diagnose --json`); the fields after the
+// contract's are extensions.
 type Report struct {
 	// Attribution lists every keepalive and connection line with its
 	// stream; filled by Attribute (tether diagnose --lines).

@@ -42,7 +42,7 @@ func TestDiagnoseText(t *testing.T) {
 	}
 }
 
-// contractReport is Contract 4 of DESIGN.md, field by field.
+// contractReport is Contract 4 (docs/contracts.md), field by field.
 type contractReport struct {
 	Streams []struct {
 		Conn     *string `json:"conn"`

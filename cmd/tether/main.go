@@ -1,6 +1,6 @@
 // Command tether serves, connects to and (later) diagnoses WebSocket
 // connections. It is a thin layer over the tether packages; its flags and
-// output are a contract (DESIGN.md, Contract 1).
+// output are a contract (docs/contracts.md, Contract 1).
 package main
 
 import (

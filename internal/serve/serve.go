@@ -23,7 +23,7 @@ import (
 // broadcastRoom is the hub room of the /broadcast endpoint.
 const broadcastRoom = "broadcast"
 
-// Server serves the endpoints of DESIGN.md Contract 2. Its connections
+// Server serves the endpoints of Contract 2 (docs/contracts.md). Its connections
 // register in Options.Registry; nil gives the server a registry of its own,
 // so that Shutdown closes this server's connections and no others.
 type Server struct {
