@@ -6,7 +6,7 @@ import (
 )
 
 // ConnInfo is a snapshot of one connection, with the fields and JSON names
-// of the dashboard's /api/connections (Contract 2 (docs/contracts.md)): times are RFC
+// of the dashboard's /api/connections (docs/contracts.md): times are RFC
 // 3339 strings, null before the first event; ping_interval and ping_timeout
 // are seconds; rtt_ms is milliseconds, null before the first pong.
 type ConnInfo struct {

@@ -8,7 +8,7 @@ import (
 )
 
 // tetherAttrs collects the attributes of one slog record that diagnose
-// reads (Contract 3 (docs/contracts.md)), as raw bytes.
+// reads (docs/contracts.md), as raw bytes.
 type tetherAttrs struct {
 	time, msg, conn, role, remote, local, url []byte
 	payload                                   []byte // a received ping's, as hex

@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 )
 
-// WriteJSON writes the report as one JSON object (Contract 4 (docs/contracts.md)).
+// WriteJSON writes the report as one JSON object (docs/contracts.md).
 func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -12,7 +12,7 @@ import (
 	"github.com/tetherws/tether/hub/natsbroker"
 )
 
-// clusterFlags are serve's cluster flags (Contract 1 (docs/contracts.md): --nats,
+// clusterFlags are serve's cluster flags (docs/contracts.md: --nats,
 // --node; and the history of --jetstream).
 type clusterFlags struct {
 	nats       string
