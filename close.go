@@ -294,8 +294,8 @@ func (c *conn) writeFailed(err error) {
 // logs it, once.
 func (c *conn) finish(ce *CloseError) {
 	c.finishMu.Do(func() {
+		ce.at = c.cfg.clock.Now()
 		c.err = ce
-		c.closedAt = c.cfg.clock.Now()
 		close(c.done)
 		c.stopKeepalive()
 		c.unbindWrite()

@@ -28,9 +28,11 @@ type Conn struct {
 // conn is the connection's state. Its goroutine and timers hold only this
 // inner value, never the *Conn the application holds, so a Conn dropped
 // without Close becomes unreachable and its leak can be detected.
+//
+// Small fields sit beside others of their size, so that the struct packs
+// into the 768-byte size class: every idle connection holds one.
 type conn struct {
 	id          string
-	role        wire.Role
 	nc          net.Conn
 	br          *connReader
 	cfg         connConfig
@@ -45,6 +47,8 @@ type conn struct {
 
 	// read side: owned by readLoop
 	rules     wire.Reader
+	role      wire.Role
+	readOver  bool                      // the read loop is over; under closeMu (see readDone)
 	msgs      atomic.Pointer[inbox]     // messages waiting for Read; see queue
 	mr        *messageReader            // Reader's, made by its first call
 	whole     []byte                    // the message being assembled when it is not pooled
@@ -68,11 +72,10 @@ type conn struct {
 	closeMu   sync.Mutex
 	sent      *CloseFrame
 	rcvd      *CloseFrame
-	closeSent atomic.Bool
 	done      chan struct{} // closed by finish
 	err       *CloseError   // set before done is closed
-	closedAt  time.Time     // set before done is closed
 	finishMu  sync.Once
+	closeSent atomic.Bool
 	aborting  sync.WaitGroup // an abort is sending its close frame
 
 	// Channels only some connections ever wait on, made by the first
@@ -80,7 +83,6 @@ type conn struct {
 	// connection pays for neither.
 	closing  chan struct{} // closed when the close frame is queued (sent != nil)
 	readDone chan struct{} // closed when the read loop is over (readOver)
-	readOver bool
 
 	stats    connStats
 	addrText atomic.Pointer[connAddrs] // see addrs
@@ -88,11 +90,11 @@ type conn struct {
 	// wholeReads says the application last took a message with Read, not
 	// Reader or Serve: see messageBuf.
 	wholeReads atomic.Bool
+	inHandle   atomic.Bool // a Serve or Go handle call is in progress
 
 	// Serve: see serve.go
 	srv       atomic.Pointer[server] // the running Serve, or nil
 	handleMu  sync.Mutex             // held around each handle call
-	inHandle  atomic.Bool            // a handle call is in progress
 	readState atomic.Int64           // Read and Reader calls waiting, plus serving
 }
 

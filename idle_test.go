@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"unsafe"
 
 	"github.com/tetherws/tether/internal/wire"
 )
@@ -131,4 +132,14 @@ func TestClosingChanAfterClose(t *testing.T) {
 		t.Fatal("closing channel open after the close frame was sent")
 	}
 	nc.Close()
+}
+
+// TestConnFitsItsSizeClass: every idle connection holds one conn, which the
+// allocator rounds up to a size class; past 768 bytes the next is 896.
+// Adding a field that crosses the line costs every connection 128 bytes:
+// make room (pack small fields together, keep times as nanos) or say why.
+func TestConnFitsItsSizeClass(t *testing.T) {
+	if n := unsafe.Sizeof(conn{}); n > 768 {
+		t.Fatalf("conn is %d bytes, past the 768-byte size class", n)
+	}
 }

@@ -122,7 +122,7 @@ func (c *conn) info() ConnInfo {
 	info.ReadStalls = st.readStalls.Load()
 	info.DiscardedMessages = st.discarded.Load()
 	if c.isDone() {
-		at := c.closedAt.UTC()
+		at := c.err.at.UTC()
 		code := int(c.err.Code)
 		info.ClosedAt, info.CloseCode = &at, &code
 		info.CloseReason, info.CloseInitiator = c.err.Reason, c.err.Initiator

@@ -21,14 +21,15 @@ import (
 type keepalive struct {
 	mu       sync.Mutex
 	timer    clock.Timer
-	due      time.Time    // when the timer is meant to fire; earlier fires are stale
+	due      int64        // unix nanos the timer is meant to fire; earlier fires are stale
 	waiting  *pendingPing // the keepalive ping awaiting its pong, if it can time out
-	lastPing time.Time    // when the last keepalive ping went out
-	stopped  bool
-
+	lastPing int64        // unix nanos the last keepalive ping went out, 0 before the first
 	// waitFrom restarts the wait for waiting's pong when a stall of the
-	// read loop ends (stall.go); zero means from when the ping went out.
-	waitFrom    time.Time
+	// read loop ends (stall.go): unix nanos, 0 for from when the ping
+	// went out. (Times are kept as nanos: three time.Time would cost a
+	// connection 48 bytes more.)
+	waitFrom    int64
+	stopped     bool
 	stallWarned bool // this stall was logged
 }
 
@@ -63,7 +64,7 @@ func (c *conn) arm(d time.Duration) {
 		return
 	}
 	d = max(d, 0)
-	c.ka.due = c.cfg.clock.Now().Add(d)
+	c.ka.due = c.cfg.clock.Now().Add(d).UnixNano()
 	if c.ka.timer == nil {
 		c.ka.timer = c.cfg.clock.AfterFunc(d, c.keepaliveFire)
 	} else {
@@ -93,14 +94,14 @@ func (c *conn) keepaliveStep() *pendingPing {
 	iv, to := c.cfg.pingInterval, c.cfg.pingTimeout
 	c.ka.mu.Lock()
 	now := c.cfg.clock.Now()
-	if c.ka.stopped || now.Before(c.ka.due) {
+	if c.ka.stopped || now.UnixNano() < c.ka.due {
 		c.ka.mu.Unlock() // stopped, or a stale fire of a timer re-armed since
 		return nil
 	}
 	if p := c.ka.waiting; p != nil {
 		from := p.sent
-		if c.ka.waitFrom.After(from) {
-			from = c.ka.waitFrom
+		if c.ka.waitFrom > from.UnixNano() {
+			from = time.Unix(0, c.ka.waitFrom)
 		}
 		if deadline := from.Add(to); now.Before(deadline) {
 			// The interval came first: keep waiting, looking again an
@@ -128,18 +129,18 @@ func (c *conn) keepaliveStep() *pendingPing {
 		c.keepaliveExpired()
 		return nil
 	}
-	next := c.ka.lastPing.Add(iv)
+	next := time.Unix(0, c.ka.lastPing).Add(iv)
 	if c.cfg.mode == KeepaliveIdle {
 		next = time.Unix(0, c.lastRecv.Load()).Add(iv)
 	}
-	if now.Before(next) && (c.cfg.mode == KeepaliveIdle || !c.ka.lastPing.IsZero()) {
+	if now.Before(next) && (c.cfg.mode == KeepaliveIdle || c.ka.lastPing != 0) {
 		c.arm(next.Sub(now))
 		c.ka.mu.Unlock()
 		return nil
 	}
 	p := c.newPing(true)
-	c.ka.lastPing = p.sent
-	c.ka.waitFrom = time.Time{}
+	c.ka.lastPing = p.sent.UnixNano()
+	c.ka.waitFrom = 0
 	if to > 0 {
 		c.ka.waiting = p
 		c.arm(min(iv, to))

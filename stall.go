@@ -26,7 +26,7 @@ func (c *conn) stallEnd() {
 	warned := c.ka.stallWarned
 	c.ka.stallWarned = false
 	if c.ka.waiting != nil {
-		c.ka.waitFrom = now
+		c.ka.waitFrom = now.UnixNano()
 	}
 	c.ka.mu.Unlock()
 	if !warned {

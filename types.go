@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/tetherws/tether/internal/wire"
 )
@@ -70,6 +71,8 @@ type CloseError struct {
 	Sent      *CloseFrame
 	Rcvd      *CloseFrame
 	Err       error // the underlying cause, if any (network error, protocol error)
+
+	at time.Time // when the connection ended, for its snapshot
 }
 
 func (e *CloseError) Error() string {
