@@ -18,7 +18,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), connectCmd(), diagnoseCmd(), benchCmd())
+	root.AddCommand(serveCmd(), connectCmd(), diagnoseCmd(), benchCmd(), certCmd())
 	if err := root.Execute(); err != nil {
 		if e, ok := err.(exitError); ok {
 			os.Exit(e.code)
