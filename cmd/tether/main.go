@@ -18,7 +18,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), connectCmd(), diagnoseCmd(), benchCmd(), certCmd())
+	root.AddCommand(serveCmd(), connectCmd(), diagnoseCmd(), benchCmd(), certCmd(), proxyCmd())
 	if err := root.Execute(); err != nil {
 		if e, ok := err.(exitError); ok {
 			os.Exit(e.code)
