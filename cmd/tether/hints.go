@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -36,4 +37,13 @@ func dialError(url string, err error) error {
 		return fmt.Errorf("%w (hint: check the path; tether serve has /echo and /broadcast)", err)
 	}
 	return err
+}
+
+// checkAddr catches a port given without a host: net.Listen would take
+// "9507" as a host name and fail with a puzzling error.
+func checkAddr(flag, addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return usageError{fmt.Errorf("%s %q: want HOST:PORT (hint: %s 127.0.0.1:%s, or :%s for every interface)", flag, addr, flag, addr, addr)}
+	}
+	return nil
 }

@@ -48,6 +48,9 @@ func proxyCmd() *cobra.Command {
 			if err := st.check(); err != nil {
 				return err
 			}
+			if err := checkAddr("--listen", listen); err != nil {
+				return err
+			}
 			tc, err := tf.config()
 			if err != nil {
 				return err

@@ -52,6 +52,9 @@ func serveCmd() *cobra.Command {
 			if err := st.check(); err != nil {
 				return err
 			}
+			if err := checkAddr("--addr", addr); err != nil {
+				return err
+			}
 			return runServeTLS(ctx, addr, token, opts, cl, st, cmd.OutOrStdout())
 		},
 	}
