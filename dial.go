@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tetherws/tether/internal/wire"
 )
@@ -29,10 +30,18 @@ type HandshakeError struct {
 	StatusCode int
 	Reason     string
 	Response   *http.Response
+	// Body is the first line of the response's body, trimmed, often the
+	// server's own reason (which origin it refused, which token it
+	// rejected); empty for Accept or an empty body.
+	Body string
 }
 
 func (e *HandshakeError) Error() string {
-	return fmt.Sprintf("websocket handshake failed: %d %s: %s", e.StatusCode, http.StatusText(e.StatusCode), e.Reason)
+	msg := fmt.Sprintf("websocket handshake failed: %d %s: %s", e.StatusCode, http.StatusText(e.StatusCode), e.Reason)
+	if e.Body != "" {
+		msg += " (server said: " + e.Body + ")"
+	}
+	return msg
 }
 
 // Dial opens a client connection to a ws:// or wss:// URL (http:// and
@@ -181,10 +190,10 @@ func handshake(ctx context.Context, u *url.URL, header http.Header, opts *DialOp
 		return nil, nil, resp, nil
 	}
 	if err := wire.CheckResponse(resp.StatusCode, resp.Header, key, opts.Subprotocols); err != nil {
-		keepBody(resp)
+		body := keepBody(resp)
 		var he *wire.HandshakeError
 		errors.As(err, &he)
-		return nil, nil, resp, &HandshakeError{StatusCode: resp.StatusCode, Reason: he.Reason, Response: resp}
+		return nil, nil, resp, &HandshakeError{StatusCode: resp.StatusCode, Reason: he.Reason, Response: resp, Body: firstLine(body)}
 	}
 	if neg.result, err = checkDeflateResponse(resp.Header, neg.offer); err != nil {
 		keepBody(resp)
@@ -221,10 +230,28 @@ func isRedirect(code int) bool {
 
 // keepBody reads up to 1 KiB of a refused handshake's body so the caller can
 // read it after the connection is gone.
-func keepBody(resp *http.Response) {
+func keepBody(resp *http.Response) []byte {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return b
+}
+
+// firstLine is the body's first non-empty line, trimmed and cut to 200
+// bytes, for an error message; "" when it is not valid UTF-8 text.
+func firstLine(b []byte) string {
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			if len(l) > 200 {
+				l = l[:200]
+			}
+			if !utf8.ValidString(l) {
+				return ""
+			}
+			return l
+		}
+	}
+	return ""
 }
 
 func newKey() string {

@@ -90,6 +90,15 @@ type ConnOptions struct {
 	// timeout and Reconnect's backoff then run on it (see Clock, and
 	// tethertest.Clock for one a test advances by hand).
 	Clock Clock
+	// Relay, when set, takes the peer's pings and unsolicited pongs instead
+	// of the connection: a ping is no longer answered (the relay forwards
+	// it and writes back the pong the other side sends, with WritePong),
+	// and a pong that answers none of this connection's own pings is
+	// handed over instead of ignored. The peer's pings are still measured
+	// (PeerKeepalive, the registry). Relay runs on the read loop with a
+	// payload it may keep: it must not block. For proxies; nil (the
+	// default) keeps the automatic pong.
+	Relay func(op ControlOp, payload []byte)
 }
 
 // AcceptOptions configure Accept.
@@ -159,6 +168,7 @@ type connConfig struct {
 	registry     *Registry
 	logFrames    bool
 	fanOut       bool
+	relay        func(ControlOp, []byte) // nil: answer pings, ignore stray pongs
 }
 
 func (o *ConnOptions) config() config {
@@ -180,6 +190,7 @@ func (o *ConnOptions) config() config {
 			clock:        o.Clock,
 			registry:     o.Registry,
 			threshold:    o.CompressionThreshold,
+			relay:        o.Relay,
 		},
 		id:           o.ID,
 		compressMode: o.CompressionMode,

@@ -88,13 +88,18 @@ func (c *conn) forgetPing(p *pendingPing) {
 }
 
 // handlePong settles the ping the pong answers and every earlier one. An
-// unsolicited pong is allowed (section 5.5.3) and ignored.
+// unsolicited pong is allowed (section 5.5.3) and ignored, or handed to
+// the relay when there is one.
 func (c *conn) handlePong(payload []byte) {
 	now := c.cfg.clock.Now()
 	c.pingMu.Lock()
 	i := c.findPing(payload)
 	if i < 0 {
 		c.pingMu.Unlock()
+		if c.cfg.relay != nil {
+			c.relayControl(ControlPong, payload)
+			return
+		}
 		if c.log.Enabled(context.Background(), slog.LevelDebug) {
 			c.log.Debug("received unsolicited pong", "payload", hexPayload(payload))
 		}

@@ -315,7 +315,11 @@ func (c *conn) handleControl(op wire.Opcode, p []byte) bool {
 	switch op {
 	case wire.OpPing:
 		c.receivedPing(p)
-		c.queuePong(p)
+		if c.cfg.relay != nil {
+			c.relayControl(ControlPing, p)
+		} else {
+			c.queuePong(p)
+		}
 	case wire.OpPong:
 		c.handlePong(p)
 	case wire.OpClose:

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"golang.org/x/net/http/httpproxy"
@@ -46,7 +47,7 @@ func dialTransport(ctx context.Context, u *url.URL, opts *DialOptions) (net.Conn
 	tc := tls.Client(nc, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("tls: %w", err)
+		return nil, tlsError("", err)
 	}
 	return tc, nil
 }
@@ -94,7 +95,7 @@ func dialProxy(ctx context.Context, dial func(context.Context, string, string) (
 		tc := tls.Client(nc, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
-			return nil, fmt.Errorf("proxy %s: tls: %w", proxy.Redacted(), err)
+			return nil, tlsError("proxy "+proxy.Redacted()+": ", err)
 		}
 		nc = tc
 	}
@@ -140,3 +141,12 @@ type bufferedConn struct {
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// tlsError names a failed TLS handshake once: crypto/tls's own errors
+// already start with "tls:", others (EOF, a reset) get the prefix.
+func tlsError(prefix string, err error) error {
+	if strings.HasPrefix(err.Error(), "tls:") {
+		return fmt.Errorf("%s%w", prefix, err)
+	}
+	return fmt.Errorf("%stls: %w", prefix, err)
+}

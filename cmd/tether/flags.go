@@ -65,7 +65,7 @@ func (f *connFlags) options(logger *slog.Logger) (tether.ConnOptions, error) {
 func (f *connFlags) logger(w io.Writer) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
+		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error (for frames: --log-level debug --log-frames)", f.logLevel)}
 	}
 	ho := &slog.HandlerOptions{Level: level}
 	switch strings.ToLower(f.logFormat) {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -24,6 +24,7 @@ func serveCmd() *cobra.Command {
 	var (
 		cf    connFlags
 		cl    clusterFlags
+		st    serveTLS
 		addr  string
 		token string
 	)
@@ -48,11 +49,19 @@ func serveCmd() *cobra.Command {
 			if token == "" {
 				token = os.Getenv("TETHER_TOKEN")
 			}
-			return runServeCluster(ctx, addr, token, opts, cl, cmd.OutOrStdout())
+			if err := st.check(); err != nil {
+				return err
+			}
+			if err := checkAddr("--addr", addr); err != nil {
+				return err
+			}
+			return runServeTLS(ctx, addr, token, opts, cl, st, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on (port 0 picks a free port)")
 	cmd.Flags().StringVar(&token, "token", "", "bearer token for the dashboard, its API and /metrics; without one only loopback clients see them (default $TETHER_TOKEN)")
+	cmd.Flags().StringVar(&st.cert, "tls-cert", "", "PEM certificate (chain): serve wss:// and https:// (with --tls-key; tether cert makes one for testing)")
+	cmd.Flags().StringVar(&st.key, "tls-key", "", "PEM private key of --tls-cert")
 	cf.register(cmd)
 	cl.register(cmd)
 	return cmd
@@ -74,6 +83,12 @@ func runServeToken(ctx context.Context, addr, token string, opts tether.ConnOpti
 // a NATS server: /broadcast spans the cluster, and the dashboard lists
 // every node's connections and serves the broker's metrics.
 func runServeCluster(ctx context.Context, addr, token string, opts tether.ConnOptions, cl clusterFlags, out interface{ Write([]byte) (int, error) }) error {
+	return runServeTLS(ctx, addr, token, opts, cl, serveTLS{}, out)
+}
+
+// runServeTLS is runServeCluster serving TLS (wss and https) when st
+// names a certificate.
+func runServeTLS(ctx context.Context, addr, token string, opts tether.ConnOptions, cl clusterFlags, st serveTLS, out interface{ Write([]byte) (int, error) }) error {
 	if opts.Registry == nil { // the dashboard shows this server's connections, no others
 		opts.Registry = tether.NewRegistry()
 		opts.Registry.Logger = opts.Logger
@@ -96,7 +111,7 @@ func runServeCluster(ctx context.Context, addr, token string, opts tether.ConnOp
 	} else if err := s.Init(); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, scheme, err := st.listen(addr)
 	if err != nil {
 		s.Shutdown(context.Background(), tether.StatusGoingAway, "") // closes the broker
 		return err
@@ -105,8 +120,10 @@ func runServeCluster(ctx context.Context, addr, token string, opts tether.ConnOp
 	defer dash.Close()
 	s.Dashboard = dash
 	s.HandshakeFailed = func(err error) { dash.Metrics().HandshakeFailed(dashboard.HandshakeReason(err)) }
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(out, "listening on http://%s\n", ln.Addr())
+	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug)} // TLS handshake failures: a client's business
+
+	fmt.Fprintf(out, "listening on %s://%s\n", scheme, ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
