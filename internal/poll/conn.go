@@ -201,17 +201,6 @@ func (c *Conn) attach() error {
 	return nil
 }
 
-// detach takes c out of the poller while it is paused: a hung-up socket is
-// reported whatever the mask, so it must not be watched until resumed.
-func (c *Conn) detach() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.armed != 0 && c.wanted()&wantWrite == 0 {
-		c.l.p.del(c.fd, c.armed)
-		c.armed = 0
-	}
-}
-
 // shut closes the descriptor, on the loop, and returns why c ended.
 func (c *Conn) shut(why error) error {
 	c.mu.Lock()

@@ -102,18 +102,18 @@ func (l *loop) handle(ev event) {
 		l.flush(c)
 	}
 	if !c.gone && ev.ready&(readyRead|readyHup) != 0 {
-		l.readable(c, ev.ready&readyHup != 0)
+		l.readable(c)
 	}
 }
 
 // readable reads up to ReadsPerEvent times into the loop's buffer, handing
 // each read to OnData, and stops early once the socket looks drained (a
 // short read) so as not to spend a system call on EAGAIN.
-func (l *loop) readable(c *Conn, hup bool) {
+//
+// A paused connection is normally not in the poller at all (see interest),
+// so an event for it is one reported before it paused: ignored.
+func (l *loop) readable(c *Conn) {
 	if c.paused.Load() {
-		if hup {
-			c.detach() // see interest: a hang-up would be reported forever
-		}
 		return
 	}
 	if !l.deliverLeftover(c) {

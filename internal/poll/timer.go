@@ -34,8 +34,10 @@ type Timer struct {
 // AfterFunc runs f on c's loop once d has elapsed (by the engine's clock).
 // f must not block, like the Handler's methods. The timer outlives the
 // connection: stop it in OnClose if it would touch it.
-func (c *Conn) AfterFunc(d time.Duration, f func()) *Timer {
-	t := &Timer{t: &c.l.timers, f: f, idx: -1}
+func (c *Conn) AfterFunc(d time.Duration, f func()) *Timer { return c.l.afterFunc(d, f) }
+
+func (l *loop) afterFunc(d time.Duration, f func()) *Timer {
+	t := &Timer{t: &l.timers, f: f, idx: -1}
 	t.Reset(d)
 	return t
 }
@@ -90,8 +92,9 @@ type timers struct {
 	cwhen      int64       // fake: what ctimer is set for
 	stopped    bool
 
-	fired []*Timer // loop: a pass's due timers
-	gens  []uint32 // loop: their generations when popped
+	passes int      // loop: passes that ran timers (tests look)
+	fired  []*Timer // loop: a pass's due timers
+	gens   []uint32 // loop: their generations when popped
 }
 
 func (ts *timers) init(l *loop, c clock.Clock) {
@@ -161,6 +164,7 @@ func (l *loop) runTimers() {
 		return
 	}
 	now := ts.now()
+	ts.passes++
 	for len(ts.heap) > 0 && ts.heap[0].when <= now {
 		t := ts.heap[0]
 		ts.remove(0)
