@@ -35,6 +35,7 @@ type Conn struct {
 	fd int
 
 	paused      atomic.Bool
+	closing     atomic.Bool // closed or about to be: read no more
 	hasLeftover atomic.Bool
 	gone        bool   // loop: closed
 	leftover    []byte // loop: bytes read before adoption, not yet delivered
@@ -127,6 +128,7 @@ func (c *Conn) CloseNow() error {
 // closeLocked asks the loop to close c; c.mu is held.
 func (c *Conn) closeLocked() {
 	c.state = stateClosing
+	c.closing.Store(true)
 	c.wakeWriters()
 	c.l.enqueue(c, opClose)
 }

@@ -128,7 +128,7 @@ func (e *Engine) Close() error {
 
 // Adopt takes over nc, a socket connection (*net.TCPConn, *net.UnixConn,
 // or any net.Conn with SyscallConn over a socket): its descriptor is
-// duplicated and nc is closed, whatever the outcome. The connection is
+// duplicated and nc is closed, even if the engine turns out closed. It is
 // registered on the loop with the fewest connections; h's callbacks then
 // run there. leftover, bytes already read from nc by the caller (what a
 // bufio.Reader holds past a handshake), is copied and delivered to OnData

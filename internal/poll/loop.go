@@ -113,7 +113,7 @@ func (l *loop) handle(ev event) {
 // A paused connection is normally not in the poller at all (see interest),
 // so an event for it is one reported before it paused: ignored.
 func (l *loop) readable(c *Conn) {
-	if c.paused.Load() {
+	if c.paused.Load() || c.closing.Load() {
 		return
 	}
 	if !l.deliverLeftover(c) {
@@ -132,7 +132,7 @@ func (l *loop) readable(c *Conn) {
 			return
 		}
 		c.h.OnData(c, l.buf[:n])
-		if c.gone || c.paused.Load() || n < len(l.buf) {
+		if c.gone || c.paused.Load() || c.closing.Load() || n < len(l.buf) {
 			return
 		}
 	}
@@ -144,14 +144,14 @@ func (l *loop) deliverLeftover(c *Conn) bool {
 	if c.leftover == nil {
 		return true
 	}
-	if c.paused.Load() {
+	if c.paused.Load() || c.closing.Load() {
 		return false
 	}
 	b := c.leftover
 	c.leftover = nil
 	c.hasLeftover.Store(false)
 	c.h.OnData(c, b)
-	return !c.gone && !c.paused.Load()
+	return !c.gone && !c.paused.Load() && !c.closing.Load()
 }
 
 // enqueue asks the loop to run op for c; false if the loop has ended.

@@ -159,11 +159,11 @@ func (l *loop) runTimers() {
 	ts := &l.timers
 	ts.tmu.Lock()
 	ts.sleepUntil = math.MinInt64 // awake: nobody need wake us
-	if len(ts.heap) == 0 || ts.heap[0].when > ts.now() {
+	now := ts.now()
+	if len(ts.heap) == 0 || ts.heap[0].when > now {
 		ts.tmu.Unlock()
 		return
 	}
-	now := ts.now()
 	ts.passes++
 	for len(ts.heap) > 0 && ts.heap[0].when <= now {
 		t := ts.heap[0]
