@@ -62,7 +62,7 @@ func fileConn(b *testing.B, fd int) net.Conn {
 
 type idleHandler struct{}
 
-func (idleHandler) OnData(*Conn, []byte)  {}
+func (idleHandler) OnData(*Conn, []byte) {}
 func (idleHandler) OnClose(*Conn, error) {}
 
 var idleResults sync.Map // name → bytes per connection, measured once
