@@ -9,6 +9,7 @@ import (
 	"net"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -231,4 +232,76 @@ func TestAdoptPipe(t *testing.T) {
 	}
 	go a.Write([]byte("x"))
 	readN(t, b, 1)
+}
+
+// Tiny read buffers and one read per event: every byte comes through the
+// level-triggered re-reports, and reads that find the socket empty
+// (EAGAIN, after a read that filled the buffer exactly) are harmless.
+func TestEchoSmallReadBuffer(t *testing.T) {
+	for _, size := range []int{1, 7, 16} {
+		e := newEngine(t, Options{ReadBufferSize: size, ReadsPerEvent: 1})
+		cl, sv := tcpPair(t)
+		if _, err := e.Adopt(sv, nil, newEcho()); err != nil {
+			t.Fatal(err)
+		}
+		want := pattern(64 << 10)
+		go func() {
+			for p := want; len(p) > 0; p = p[16:] {
+				cl.Write(p[:16])
+			}
+		}()
+		if got := readN(t, cl, len(want)); !bytes.Equal(got, want) {
+			t.Fatalf("buffer %d: echo differs", size)
+		}
+	}
+}
+
+// counter is a Handler that only counts what it reads.
+type counter struct{ n atomic.Int64 }
+
+func (h *counter) OnData(_ *Conn, p []byte) { h.n.Add(int64(len(p))) }
+func (h *counter) OnClose(*Conn, error)     {}
+
+// A peer that never stops sending does not starve another connection of
+// the same loop: the flood gets ReadsPerEvent reads per turn, then the
+// other connection's turn comes.
+func TestFairness(t *testing.T) {
+	e := newEngine(t, Options{Loops: 1})
+	flood, sv1 := tcpPair(t)
+	sink := &counter{}
+	if _, err := e.Adopt(sv1, nil, sink); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		p := make([]byte, 256<<10)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			flood.SetWriteDeadline(time.Now().Add(time.Second))
+			flood.Write(p)
+		}
+	}()
+	for sink.n.Load() < 1<<20 {
+		time.Sleep(time.Millisecond)
+	}
+	cl, sv2 := tcpPair(t)
+	if _, err := e.Adopt(sv2, nil, newEcho()); err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("ping")
+	start := time.Now()
+	for range 100 {
+		cl.Write(msg)
+		readN(t, cl, len(msg))
+	}
+	el := time.Since(start)
+	t.Logf("100 round trips in %v beside a flood (%d MiB sunk)", el, sink.n.Load()>>20)
+	if el > 10*time.Second {
+		t.Fatal("starved")
+	}
 }
