@@ -253,3 +253,22 @@ func TestPostBounded(t *testing.T) {
 		t.Fatalf("ran %v", order)
 	}
 }
+
+// Stats counts queued bytes while a peer does not read, and none after.
+func TestStatsQueued(t *testing.T) {
+	e := newEngine(t, Options{Loops: 1, WriteQueueLimit: 8 << 20})
+	cl, sv := tcpPair(t)
+	c, err := e.Adopt(sv, nil, newRecorder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := queueUp(t, c, 1<<20)
+	s := e.Stats()
+	if s.Conns() != 1 || s.QueuedBytes() != int64(c.Queued()) || s.QueuedBytes() < 1<<20 {
+		t.Fatalf("stats %+v, queued %d", s, c.Queued())
+	}
+	readN(t, cl, total)
+	if q := e.Stats().QueuedBytes(); q != 0 {
+		t.Fatalf("%d bytes queued after the peer read everything", q)
+	}
+}

@@ -30,15 +30,17 @@ type Drainer interface {
 // Conn is an adopted connection. Its methods may be called from any
 // goroutine, the loop's callbacks included, except where noted.
 type Conn struct {
-	l  *loop
-	h  Handler
-	fd int
+	// The fields are ordered so that the struct fills a 128-byte size
+	// class: it is most of what an idle connection costs.
+	l        *loop
+	h        Handler
+	leftover *[]byte // loop: bytes read before adoption, not yet delivered
 
+	fd          int32
 	paused      atomic.Bool
 	closing     atomic.Bool // closed or about to be: read no more
 	hasLeftover atomic.Bool
 	gone        bool   // loop: closed
-	leftover    []byte // loop: bytes read before adoption, not yet delivered
 	ops         connOp // under l.pmu: work asked of the loop
 
 	mu         sync.Mutex // guards what follows, and every system call but reads
@@ -60,9 +62,10 @@ const (
 )
 
 func newConn(l *loop, fd int, h Handler, leftover []byte) *Conn {
-	c := &Conn{l: l, h: h, fd: fd}
+	c := &Conn{l: l, h: h, fd: int32(fd)}
 	if len(leftover) > 0 {
-		c.leftover = append([]byte(nil), leftover...)
+		b := append([]byte(nil), leftover...)
+		c.leftover = &b
 		c.hasLeftover.Store(true)
 	}
 	return c
@@ -178,11 +181,11 @@ func (c *Conn) updateInterest() {
 	var err error
 	switch {
 	case c.armed == 0:
-		err = c.l.p.add(c.fd, in)
+		err = c.l.p.add(int(c.fd), in)
 	case in == 0:
-		err = c.l.p.del(c.fd, c.armed)
+		err = c.l.p.del(int(c.fd), c.armed)
 	default:
-		err = c.l.p.mod(c.fd, c.armed, in)
+		err = c.l.p.mod(int(c.fd), c.armed, in)
 	}
 	if err != nil {
 		c.fail(err)
@@ -208,10 +211,10 @@ func (c *Conn) shut(why error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.armed != 0 {
-		c.l.p.del(c.fd, c.armed) // before close(2): the poller forgets it
+		c.l.p.del(int(c.fd), c.armed) // before close(2): the poller forgets it
 		c.armed = 0
 	}
-	sysClose(c.fd)
+	sysClose(int(c.fd))
 	c.state = stateClosed
 	c.setErr(why)
 	c.l.queued.Add(-int64(c.out.n))

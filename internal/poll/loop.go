@@ -15,9 +15,9 @@ import (
 type loop struct {
 	e     *Engine
 	p     *poller
-	conns map[int]*Conn // loop: registered connections by descriptor
-	buf   []byte        // loop: the read buffer
-	evs   []event       // loop
+	conns map[int32]*Conn // loop: registered connections by descriptor
+	buf   []byte          // loop: the read buffer
+	evs   []event         // loop
 
 	nconns atomic.Int64 // adopted and not yet closed
 	queued atomic.Int64 // bytes in the write queues of its connections
@@ -59,7 +59,7 @@ func newLoop(e *Engine, id int) (*loop, error) {
 	l := &loop{
 		e:     e,
 		p:     p,
-		conns: make(map[int]*Conn),
+		conns: make(map[int32]*Conn),
 		buf:   make([]byte, e.opt.ReadBufferSize),
 		evs:   make([]event, maxEvents),
 		done:  make(chan struct{}),
@@ -94,7 +94,7 @@ func (l *loop) run() {
 // handle dispatches one readiness report. Writes go first: a flush may
 // make room that a callback of the read below wants.
 func (l *loop) handle(ev event) {
-	c := l.conns[int(ev.fd)]
+	c := l.conns[ev.fd]
 	if c == nil {
 		return // closed earlier in this batch
 	}
@@ -120,7 +120,7 @@ func (l *loop) readable(c *Conn) {
 		return
 	}
 	for range l.e.opt.ReadsPerEvent {
-		n, again, err := sysRead(c.fd, l.buf)
+		n, again, err := sysRead(int(c.fd), l.buf)
 		switch {
 		case again:
 			return
@@ -147,7 +147,7 @@ func (l *loop) deliverLeftover(c *Conn) bool {
 	if c.paused.Load() || c.closing.Load() {
 		return false
 	}
-	b := c.leftover
+	b := *c.leftover
 	c.leftover = nil
 	c.hasLeftover.Store(false)
 	c.h.OnData(c, b)

@@ -93,12 +93,15 @@ func (p *poller) wait(evs []event, msec int) (int, error) {
 	return k, nil
 }
 
-// drainWake resets the eventfd. The flag is cleared first so that a wake
-// racing with the drain writes again rather than being lost.
+// drainWake resets the eventfd, then the flag. In that order: a wake that
+// comes between the two finds the flag set and writes nothing, which is
+// fine, as the loop looks at its queues after this wait; cleared first, a
+// wake's write could be drained by the read, leaving the flag set with
+// nothing to wake the next wait, and every later wake would be lost.
 func (p *poller) drainWake() {
-	p.woken.Store(false)
 	var b [8]byte
 	unix.Read(p.wfd, b[:])
+	p.woken.Store(false)
 }
 
 func (p *poller) wake() {

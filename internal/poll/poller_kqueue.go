@@ -106,14 +106,15 @@ func (p *poller) wait(evs []event, msec int) (int, error) {
 	return k, nil
 }
 
+// drainWake empties the pipe, then clears the flag (see poller_epoll.go).
 func (p *poller) drainWake() {
-	p.woken.Store(false)
 	var b [64]byte
 	for {
 		if n, err := unix.Read(p.rp, b[:]); n <= 0 || err != nil {
-			return
+			break
 		}
 	}
+	p.woken.Store(false)
 }
 
 func (p *poller) wake() {

@@ -62,7 +62,7 @@ func (c *Conn) writeLocked(p []byte) error {
 		return c.err
 	}
 	if c.out.n == 0 {
-		n, err := sysWrite(c.fd, p)
+		n, err := sysWrite(int(c.fd), p)
 		if err != nil {
 			c.fail(err)
 			return err
@@ -103,7 +103,7 @@ func (l *loop) flush(c *Conn) {
 		return
 	}
 	l.vecs = c.out.vecs(l.vecs[:0])
-	n, err := sysWritev(c.fd, l.vecs, &l.scratch)
+	n, err := sysWritev(int(c.fd), l.vecs, &l.scratch)
 	clear(l.vecs)
 	if err != nil {
 		c.setErr(err)
