@@ -5,14 +5,18 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/tetherws/tether/internal/clock"
 )
 
-// 2,000 idle adopted connections add no goroutine beyond the loops, and
-// once closed leave no descriptor behind.
+// 2,000 idle adopted connections add no goroutine beyond the loops; their
+// keepalive-like timers, all due at once, run in one pass per loop; once
+// closed they leave no descriptor behind.
 func TestIdleConnsNoGoroutines(t *testing.T) {
 	const n = 2000
 	fds0 := openFDs(t)
-	e := newEngine(t, Options{})
+	clk := clock.NewFake()
+	e := newEngine(t, Options{Clock: clk})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -54,6 +58,29 @@ func TestIdleConnsNoGoroutines(t *testing.T) {
 	}
 	if got := e.Stats().Conns(); got != n {
 		t.Fatalf("Stats counts %d connections", got)
+	}
+
+	// Each connection pings its peer when its timer falls due.
+	for _, c := range conns {
+		c.AfterFunc(20*time.Second, func() { c.Send([]byte("P")) })
+	}
+	var passes []int
+	for _, l := range e.loops {
+		passes = append(passes, l.passes)
+	}
+	clk.Advance(20 * time.Second)
+	for i, l := range e.loops {
+		if d := l.passes - passes[i]; d != 1 {
+			t.Fatalf("loop %d ran its timers in %d passes", i, d)
+		}
+	}
+	for _, cl := range clients {
+		if got := readN(t, cl, 1); got[0] != 'P' {
+			t.Fatalf("peer got %q", got)
+		}
+	}
+	if g := runtime.NumGoroutine(); g > g0 {
+		t.Fatalf("%d goroutines after the pings, %d before", g, g0)
 	}
 
 	for i, c := range conns {
