@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tetherws/tether/internal/clock"
 )
 
 // idleConns is how many socket pairs the idle-memory benchmarks open: two
@@ -224,4 +226,48 @@ func goroutineEchoPeer(b *testing.B) net.Conn {
 	}()
 	b.Cleanup(func() { sv.Close(); <-done })
 	return cl
+}
+
+// manualClock is a clock whose time a benchmark sets, and whose timers
+// never fire on their own: the benchmark calls runTimers itself.
+type manualClock struct{ now time.Time }
+
+func (m *manualClock) Now() time.Time                              { return m.now }
+func (m *manualClock) AfterFunc(time.Duration, func()) clock.Timer { return noTimer{} }
+
+type noTimer struct{}
+
+func (noTimer) Stop() bool               { return false }
+func (noTimer) Reset(time.Duration) bool { return false }
+
+// BenchmarkTimerPass is the loop's cost per due timer, keepalive-style:
+// 20,000 timers spread over one second, each re-arming itself for a second
+// later when it runs; one op is one timer run (pop, call, Reset).
+func BenchmarkTimerPass(b *testing.B) {
+	if !Supported() {
+		b.Skip()
+	}
+	const n = 20000
+	clk := &manualClock{now: time.Unix(0, 0)}
+	e := &Engine{opt: Options{Clock: clk}}
+	e.opt.fill()
+	l, err := newLoop(e, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.p.close()
+	ran := 0
+	for i := range n {
+		var t *Timer
+		t = l.afterFunc(time.Duration(i)*time.Second/n, func() {
+			ran++
+			t.Reset(time.Second)
+		})
+	}
+	b.ResetTimer()
+	for ran < b.N {
+		clk.now = clk.now.Add(50 * time.Millisecond) // a 50 ms tick: ~1,000 due each pass
+		l.runTimers()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(ran), "ns/timer")
 }
