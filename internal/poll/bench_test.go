@@ -1,4 +1,4 @@
-//go:build unix
+//go:build linux || darwin || dragonfly || freebsd || netbsd || openbsd
 
 package poll
 
@@ -35,7 +35,7 @@ func socketPairs(b *testing.B, n int) [][2]int {
 	b.Helper()
 	ps := make([][2]int, n)
 	for i := range ps {
-		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
 		if err != nil {
 			b.Fatalf("pair %d: %v", i, err)
 		}
