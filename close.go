@@ -92,6 +92,13 @@ func (c *Conn) CloseNow() error { return c.closeNow() }
 func (c *conn) closeNow() error {
 	c.finish(&CloseError{Code: StatusAbnormal, Reason: "closed without handshake", Initiator: "local"})
 	c.aborting.Wait() // a keepalive timeout's close frame may be on its way
+	if c.lingering.Load() {
+		// A failed connection's read loop is discarding what the peer
+		// still sends so that it reads our close frame, not a reset: it
+		// closes the socket itself, within CloseTimeout.
+		c.waitRead()
+		return nil
+	}
 	err := c.nc.Close()
 	c.waitRead()
 	return err
@@ -189,7 +196,7 @@ func (c *conn) acquireAlways(ctx context.Context, sem chan struct{}) error {
 func (c *conn) handleClose(p []byte) {
 	code, reason, err := wire.ParseClose(p)
 	if err != nil {
-		c.fail(err)
+		c.fail(err, 0)
 		return
 	}
 	rcvd := &CloseFrame{Code: StatusCode(code), Reason: reason}
@@ -216,15 +223,15 @@ func (c *conn) handleClose(p []byte) {
 // closes first (section 7.1.1); a client waits up to CloseTimeout for it.
 func (c *conn) closeTCP() {
 	if c.role == wire.Client {
-		c.drain(c.cfg.closeTimeout)
+		c.nc.SetReadDeadline(time.Now().Add(c.cfg.closeTimeout))
+		c.drain()
 	}
 	c.nc.Close()
 }
 
-// drain reads and discards until the peer closes or d elapses, so the peer
-// gets our last frames instead of a reset.
-func (c *conn) drain(d time.Duration) {
-	c.nc.SetReadDeadline(time.Now().Add(d))
+// drain reads and discards until the peer closes or the read deadline
+// passes, so the peer gets our last frames instead of a reset.
+func (c *conn) drain() {
 	var buf [512]byte
 	for {
 		if _, err := c.br.Read(buf[:]); err != nil {
@@ -235,8 +242,10 @@ func (c *conn) drain(d time.Duration) {
 
 // fail fails the connection on a protocol violation (section 7.1.7): it sends
 // a close frame with the error's code, wakes every waiter, and closes TCP
-// once the peer has had the chance to read the frame.
-func (c *conn) fail(err error) {
+// once the peer has had the chance to read the frame (linger). left is what
+// remains unread of the current frame's payload, -1 when the stream can no
+// longer be parsed.
+func (c *conn) fail(err error, left int64) {
 	var pe *wire.ProtocolError
 	if !errors.As(err, &pe) {
 		pe = &wire.ProtocolError{Code: wire.CloseInternalError, Reason: err.Error()}
@@ -250,12 +259,65 @@ func (c *conn) fail(err error) {
 	c.closeMu.Lock()
 	sent := c.sent
 	c.closeMu.Unlock()
+	// Set before finish wakes the application, whose CloseNow must not
+	// cut the lingering short.
+	c.lingering.Store(true)
 	c.finish(&CloseError{Code: code, Reason: reason, Initiator: "local", Sent: sent, Err: err})
 	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		tc.CloseWrite()
 	}
-	c.drain(c.cfg.closeTimeout)
+	c.linger(left)
 	c.nc.Close()
+}
+
+// linger reads and discards, for at most CloseTimeout, what the peer still
+// sends after a failure: closing a socket with unread bytes makes the kernel
+// answer with a reset, which can destroy our close frame on its way and
+// fails the peer's writes. A server stops at the peer's close frame, since
+// it closes TCP first (section 7.1.1); a client waits for the server's EOF.
+func (c *conn) linger(left int64) {
+	c.nc.SetReadDeadline(time.Now().Add(c.cfg.closeTimeout))
+	if c.role == wire.Server && left >= 0 && c.skipToClose(left) {
+		return
+	}
+	c.drain()
+}
+
+// skipToClose discards left bytes, then whole frames up to and including
+// the peer's close frame; it reports whether it is done with the stream
+// (close frame, EOF, deadline) rather than lost in it (a header it cannot
+// decode, after which only a raw drain is left).
+func (c *conn) skipToClose(left int64) bool {
+	for {
+		if err := c.discard(left); err != nil {
+			return true
+		}
+		h, err := c.readHeader()
+		var pe *wire.ProtocolError
+		switch {
+		case errors.As(err, &pe):
+			return false
+		case err != nil:
+			return true
+		case h.Opcode == wire.OpClose:
+			c.discard(h.Length) // all of it: an unread byte would still reset
+			return true
+		}
+		left = h.Length
+	}
+}
+
+// discard reads and drops n bytes.
+func (c *conn) discard(n int64) error {
+	var buf [512]byte
+	for n > 0 {
+		k, err := c.br.Read(buf[:min(n, int64(len(buf)))])
+		n -= int64(k)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // abort ends the connection at once after sending a close frame on a short
