@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -105,7 +106,7 @@ func runServeCluster(ctx context.Context, addr, token string, opts tether.ConnOp
 	defer dash.Close()
 	s.Dashboard = dash
 	s.HandshakeFailed = func(err error) { dash.Metrics().HandshakeFailed(dashboard.HandshakeReason(err)) }
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := newHTTPServer(s.Handler(), opts.Logger)
 	fmt.Fprintf(out, "listening on http://%s\n", ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -127,4 +128,25 @@ func runServeCluster(ctx context.Context, addr, token string, opts tether.ConnOp
 		return err
 	}
 	return nil
+}
+
+// DefaultMaxHeaderBytes bounds the request header block `tether serve`
+// reads (net/http's default is 1 MiB): a client still sending its headers
+// holds about this much, plus a 4 KiB read buffer, until the handshake
+// timeout. 16 KiB is ample for a WebSocket upgrade with cookies and a
+// bearer token; a larger block is refused with 431.
+const DefaultMaxHeaderBytes = 16 << 10
+
+// handshakeTimeout bounds the time a client may take to send its request
+// headers (slowloris).
+const handshakeTimeout = 10 * time.Second
+
+// newHTTPServer returns the HTTP server of `tether serve`: small header
+// limit, handshake timeout.
+func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: handshakeTimeout,
+		MaxHeaderBytes:    DefaultMaxHeaderBytes,
+	}
 }
