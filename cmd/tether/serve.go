@@ -142,11 +142,14 @@ const DefaultMaxHeaderBytes = 16 << 10
 const handshakeTimeout = 10 * time.Second
 
 // newHTTPServer returns the HTTP server of `tether serve`: small header
-// limit, handshake timeout.
+// limit, handshake timeout, and net/http's own error lines (accept errors,
+// bad TLS handshakes) routed through logger at warn level, so that a
+// --log-format json stream stays JSON.
 func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: handshakeTimeout,
 		MaxHeaderBytes:    DefaultMaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 }
