@@ -32,6 +32,9 @@ func (c *conn) close(code StatusCode, reason string) error {
 	defer cancel()
 	first, err := c.sendClose(ctx, code, reason)
 	if err != nil {
+		// The close frame could not go out (a write blocked the socket
+		// past CloseTimeout): still the end decided here.
+		c.finish(c.decidedEnd("closed without handshake", err))
 		c.closeNow()
 		return err
 	}
@@ -79,7 +82,7 @@ func (c *conn) closeNoWait(code StatusCode, reason string) {
 	cancel()
 	switch {
 	case err != nil:
-		c.finish(&CloseError{Code: StatusAbnormal, Reason: "closed without handshake", Initiator: "local", Err: err})
+		c.finish(c.decidedEnd("closed without handshake", err))
 		c.nc.Close()
 	case first:
 		c.closeTimer(code, reason)
@@ -87,6 +90,10 @@ func (c *conn) closeNoWait(code StatusCode, reason string) {
 }
 
 // CloseNow closes the TCP connection at once, without a closing handshake.
+// On a connection that failed (a message too big, invalid UTF-8, a protocol
+// error) it instead waits, at most CloseTimeout, while the reader discards
+// what the peer still sends: closing under unread bytes would answer them
+// with a reset, and the peer would lose the close frame that says why.
 func (c *Conn) CloseNow() error { return c.closeNow() }
 
 func (c *conn) closeNow() error {
@@ -348,8 +355,23 @@ func (c *conn) abort(code StatusCode, reason string) {
 
 // writeFailed ends the connection after a failed write.
 func (c *conn) writeFailed(err error) {
-	c.finish(&CloseError{Code: StatusAbnormal, Reason: "write failed", Initiator: "local", Err: err})
+	c.finish(c.decidedEnd("write failed", err))
 	c.nc.Close()
+}
+
+// decidedEnd is the end of a connection that could not close properly: the
+// close this end decided (Close, a hub's slow-consumer policy), when one
+// was, even if its frame was stuck behind a blocked write whose failure
+// ends the connection, since that is why it ended; otherwise 1006 with
+// reason.
+func (c *conn) decidedEnd(reason string, err error) *CloseError {
+	c.closeMu.Lock()
+	decided := c.sent
+	c.closeMu.Unlock()
+	if decided == nil {
+		return &CloseError{Code: StatusAbnormal, Reason: reason, Initiator: "local", Err: err}
+	}
+	return &CloseError{Code: decided.Code, Reason: decided.Reason, Initiator: "local", Err: err}
 }
 
 // finish records how the connection ended, wakes everyone waiting on it and
