@@ -383,6 +383,7 @@ func (c *conn) finish(ce *CloseError) {
 		close(c.done)
 		c.stopKeepalive()
 		c.unbindWrite()
+		c.slot.release()
 		if c.cfg.registry != nil {
 			c.cfg.registry.remove(c, ce)
 		}

@@ -38,7 +38,8 @@ type conn struct {
 	subprotocol string
 	path        string // request path (server) or URL (client)
 	openedAt    time.Time
-	callSite    *site // where Dial or Accept was called
+	callSite    *site      // where Dial or Accept was called
+	slot        *limitSlot // its place in AcceptOptions.Limit, or nil
 
 	// compression: nil unless permessage-deflate was negotiated
 	deflate *compression
@@ -124,6 +125,7 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 		path:        path,
 		openedAt:    cfg.clock.Now(),
 		callSite:    cfg.callSite,
+		slot:        cfg.slot,
 		client:      cfg.client,
 		msgSem:      make(chan struct{}, 1),
 		frameSem:    make(chan struct{}, 1),

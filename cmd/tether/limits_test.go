@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -73,4 +75,76 @@ func dialEcho(ctx context.Context, addr string) error {
 		return fmt.Errorf("echo: %q %v", p, err)
 	}
 	return c.Close(tether.StatusNormal, "")
+}
+
+// startServeLimits is startServe with lim.
+func startServeLimits(t *testing.T, lim serveLimits) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		opts := tether.ConnOptions{Logger: slog.New(slog.DiscardHandler)}
+		err := runServeLimits(ctx, "127.0.0.1:0", "", opts, clusterFlags{}, lim, pw)
+		pw.Close()
+		errc <- err
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no first line: %v", err)
+	}
+	go io.Copy(io.Discard, pr)
+	t.Cleanup(func() {
+		cancel()
+		<-errc
+	})
+	return strings.TrimSpace(strings.TrimPrefix(line, "listening on http://"))
+}
+
+// TestServeMaxConns: past --max-conns an upgrade is answered 503 with
+// Retry-After and a reason a person can read; a closed connection frees
+// its place.
+func TestServeMaxConns(t *testing.T) {
+	lim := defaultLimits()
+	lim.maxConns = 2
+	addr := startServeLimits(t, lim)
+	ctx := t.Context()
+	var conns []*tether.Conn
+	for range 2 {
+		c, _, err := tether.Dial(ctx, "ws://"+addr+"/echo", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		conns = append(conns, c)
+	}
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	fmt.Fprintf(nc, "GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(string(body), "too many connections") {
+		t.Fatalf("third connection: %d %q %q", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	conns[0].Close(tether.StatusNormal, "")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, _, err := tether.Dial(ctx, "ws://"+addr+"/echo", nil)
+		if err == nil {
+			c.CloseNow()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no place freed: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -25,6 +25,7 @@ func serveCmd() *cobra.Command {
 	var (
 		cf    connFlags
 		cl    clusterFlags
+		lim   serveLimits
 		addr  string
 		token string
 	)
@@ -49,9 +50,10 @@ func serveCmd() *cobra.Command {
 			if token == "" {
 				token = os.Getenv("TETHER_TOKEN")
 			}
-			return runServeCluster(ctx, addr, token, opts, cl, cmd.OutOrStdout())
+			return runServeLimits(ctx, addr, token, opts, cl, lim, cmd.OutOrStdout())
 		},
 	}
+	lim.register(cmd)
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on (port 0 picks a free port)")
 	cmd.Flags().StringVar(&token, "token", "", "bearer token for the dashboard, its API and /metrics; without one only loopback clients see them (default $TETHER_TOKEN)")
 	cf.register(cmd)
@@ -75,11 +77,18 @@ func runServeToken(ctx context.Context, addr, token string, opts tether.ConnOpti
 // a NATS server: /broadcast spans the cluster, and the dashboard lists
 // every node's connections and serves the broker's metrics.
 func runServeCluster(ctx context.Context, addr, token string, opts tether.ConnOptions, cl clusterFlags, out interface{ Write([]byte) (int, error) }) error {
+	return runServeLimits(ctx, addr, token, opts, cl, defaultLimits(), out)
+}
+
+// runServeLimits is runServeCluster with lim's bounds on connections and
+// request headers.
+func runServeLimits(ctx context.Context, addr, token string, opts tether.ConnOptions, cl clusterFlags, lim serveLimits, out interface{ Write([]byte) (int, error) }) error {
 	if opts.Registry == nil { // the dashboard shows this server's connections, no others
 		opts.Registry = tether.NewRegistry()
 		opts.Registry.Logger = opts.Logger
 	}
-	s := &serve.Server{Options: tether.AcceptOptions{ConnOptions: opts}}
+	limit := &tether.ConnLimit{Max: lim.maxConns, PerHost: lim.maxConnsPerIP}
+	s := &serve.Server{Options: tether.AcceptOptions{ConnOptions: opts, Limit: limit}}
 	dopts := dashboard.Options{Registry: opts.Registry, Authorize: dashboard.Loopback, Logger: opts.Logger}
 	if token != "" {
 		dopts.Authorize = dashboard.BearerToken(token)
@@ -106,7 +115,7 @@ func runServeCluster(ctx context.Context, addr, token string, opts tether.ConnOp
 	defer dash.Close()
 	s.Dashboard = dash
 	s.HandshakeFailed = func(err error) { dash.Metrics().HandshakeFailed(dashboard.HandshakeReason(err)) }
-	hs := newHTTPServer(s.Handler(), opts.Logger)
+	hs := newHTTPServer(s.Handler(), opts.Logger, lim.maxHeaderBytes)
 	fmt.Fprintf(out, "listening on http://%s\n", ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -137,19 +146,42 @@ func runServeCluster(ctx context.Context, addr, token string, opts tether.ConnOp
 // bearer token; a larger block is refused with 431.
 const DefaultMaxHeaderBytes = 16 << 10
 
+// DefaultMaxConns bounds the WebSocket connections of `tether serve`: half
+// the 20,000 open files a process commonly gets, leaving room for the
+// handshakes under way, NATS and the dashboard.
+const DefaultMaxConns = 10_000
+
 // handshakeTimeout bounds the time a client may take to send its request
 // headers (slowloris).
 const handshakeTimeout = 10 * time.Second
 
-// newHTTPServer returns the HTTP server of `tether serve`: small header
-// limit, handshake timeout, and net/http's own error lines (accept errors,
-// bad TLS handshakes) routed through logger at warn level, so that a
+// serveLimits are `tether serve`'s bounds on what clients may hold.
+type serveLimits struct {
+	maxConns       int
+	maxConnsPerIP  int
+	maxHeaderBytes int
+}
+
+func defaultLimits() serveLimits {
+	return serveLimits{maxConns: DefaultMaxConns, maxHeaderBytes: DefaultMaxHeaderBytes}
+}
+
+func (l *serveLimits) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.IntVar(&l.maxConns, "max-conns", DefaultMaxConns, "most WebSocket connections held; past it upgrades get 503 with Retry-After (0: no limit)")
+	fl.IntVar(&l.maxConnsPerIP, "max-conns-per-ip", 0, "most WebSocket connections from one remote IP address (0: no limit; clients behind a proxy or NAT share one)")
+	fl.IntVar(&l.maxHeaderBytes, "max-header-bytes", DefaultMaxHeaderBytes, "largest request header block; larger ones get 431")
+}
+
+// newHTTPServer returns the HTTP server of `tether serve`: header limit,
+// handshake timeout, and net/http's own error lines (accept errors, bad
+// TLS handshakes) routed through logger at warn level, so that a
 // --log-format json stream stays JSON.
-func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+func newHTTPServer(h http.Handler, logger *slog.Logger, maxHeaderBytes int) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: handshakeTimeout,
-		MaxHeaderBytes:    DefaultMaxHeaderBytes,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 }
