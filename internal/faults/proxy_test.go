@@ -22,6 +22,24 @@ var proxySerial atomic.Int64
 type proxy struct {
 	t *testing.T
 	p *toxiproxy.Proxy
+	// fault is when a fault that kills connections began (unix nanos), 0
+	// when none is on: the soak times detections against it.
+	fault atomic.Int64
+}
+
+func (p *proxy) markFault(at time.Time) {
+	if at.IsZero() {
+		p.fault.Store(0)
+	} else {
+		p.fault.Store(at.UnixNano())
+	}
+}
+
+func (p *proxy) faultAt() time.Time {
+	if n := p.fault.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // newProxy starts a proxy on a free loopback port in front of upstream and
