@@ -98,7 +98,12 @@ func (c *Conn) CloseNow() error { return c.closeNow() }
 
 func (c *conn) closeNow() error {
 	c.finish(&CloseError{Code: StatusAbnormal, Reason: "closed without handshake", Initiator: "local"})
-	c.aborting.Wait() // a keepalive timeout's close frame may be on its way
+	// A keepalive timeout's close frame may be on its way: wait for it. (A
+	// mutex, not a WaitGroup: abort may begin while this waits, which a
+	// WaitGroup at zero does not allow.)
+	c.aborting.Lock()
+	//lint:ignore SA2001 the lock is the wait for abort's close frame
+	c.aborting.Unlock()
 	if c.lingering.Load() {
 		// A failed connection's read loop is discarding what the peer
 		// still sends so that it reads our close frame, not a reset: it
@@ -335,8 +340,8 @@ func (c *conn) discard(n int64) error {
 // application that reacts to the error by closing the socket cannot cut the
 // frame off.
 func (c *conn) abort(code StatusCode, reason string) {
-	c.aborting.Add(1)
-	defer c.aborting.Done()
+	c.aborting.Lock()
+	defer c.aborting.Unlock()
 	c.finish(&CloseError{Code: code, Reason: reason, Initiator: "local", Sent: &CloseFrame{code, reason}})
 	// A writer stuck in the middle of a frame on a full socket leaves no
 	// room for a close frame: then closing the socket is all that is left,

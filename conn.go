@@ -74,8 +74,8 @@ type conn struct {
 	err       *CloseError   // set before done is closed
 	closedAt  time.Time     // set before done is closed
 	finishMu  sync.Once
-	aborting  sync.WaitGroup // an abort is sending its close frame
-	lingering atomic.Bool    // a failure's read loop drains the peer (fail)
+	aborting  sync.Mutex  // held while an abort sends its close frame
+	lingering atomic.Bool // a failure's read loop drains the peer (fail)
 
 	// Channels only some connections ever wait on, made by the first
 	// waiter under closeMu (see closingChan and waitReadDone): an idle
