@@ -103,17 +103,18 @@ func TestLatency(t *testing.T) {
 	})
 }
 
-// TestBandwidth: a link throttled to 256 KB/s each way carries 64 KiB
-// messages (a quarter of a second each, under the ping timeout) intact,
-// pings and pongs queued behind them, with no keepalive timeout.
+// TestBandwidth: a link throttled to 256 KB/s each way carries 16 KiB
+// messages (about 60 ms each, well under the ping timeout even on a loaded
+// machine) intact, pings and pongs queued behind them, with no keepalive
+// timeout.
 func TestBandwidth(t *testing.T) {
 	fault(t, "256KBps", func(t *testing.T) {
 		e := newEnv(t)
 		msgs := e.readClient()
 		e.proxy.add("bw-up", "bandwidth", "upstream", map[string]any{"rate": 256})
 		e.proxy.add("bw-down", "bandwidth", "downstream", map[string]any{"rate": 256})
-		p := make([]byte, 64<<10)
-		for range 6 {
+		p := make([]byte, 16<<10)
+		for range 24 {
 			rand.Read(p)
 			e.roundTrip(msgs, p, 5*time.Second)
 		}
