@@ -132,6 +132,8 @@ func TestNodeCutOffFromNATS(t *testing.T) {
 		eventually(t, "a to notice", func() bool { return !a.broker.Stats().Connected })
 		if d := time.Since(at); d > 3*natsPing+slack {
 			t.Errorf("a noticed after %v, bound %v", d, 3*natsPing)
+		} else {
+			t.Logf("a noticed the cut after %v", d.Round(time.Millisecond))
 		}
 		const during, total = 10, 15
 		for i := 1; i <= during; i++ {

@@ -131,9 +131,11 @@ func (e *env) waitEnd(side string, ch <-chan end, since time.Time, d time.Durati
 	e.t.Helper()
 	select {
 	case en := <-ch:
-		if took := en.at.Sub(since); took > d {
+		took := en.at.Sub(since)
+		if took > d {
 			e.t.Errorf("%s: ended %v after the fault, bound %v", side, took.Round(time.Millisecond), d)
 		}
+		e.t.Logf("%s ended %v after the fault: %v", side, took.Round(time.Millisecond), en.err)
 		return en
 	case <-time.After(time.Until(since.Add(d + 5*time.Second))):
 		e.t.Fatalf("%s still open %v after the fault (bound %v)", side, time.Since(since).Round(time.Millisecond), d)

@@ -54,6 +54,8 @@ func TestHalfOpen(t *testing.T) {
 		checkClose(t, "server", en.err, tether.StatusInternalError, "local")
 		if d := en.at.Sub(at); d > detectBound+slack {
 			t.Errorf("detected after %v, bound %v", d, detectBound)
+		} else {
+			t.Logf("detected after %v", d.Round(time.Millisecond))
 		}
 	})
 	fault(t, "client", func(t *testing.T) {
@@ -62,6 +64,8 @@ func TestHalfOpen(t *testing.T) {
 		checkClose(t, "client", err, tether.StatusInternalError, "local")
 		if d := time.Since(opened); d > detectBound+slack {
 			t.Errorf("detected after %v, bound %v", d, detectBound)
+		} else {
+			t.Logf("detected after %v", d.Round(time.Millisecond))
 		}
 	})
 }
@@ -211,6 +215,7 @@ func TestCloseNeverAnswered(t *testing.T) {
 		if took < closeTimeout || took > closeTimeout+slack {
 			t.Errorf("Close took %v, want about CloseTimeout (%v)", took, closeTimeout)
 		}
+		t.Logf("Close gave up after %v", took.Round(time.Millisecond))
 		eventually(t, "registry empty", func() bool { return srv.reg.Len() == 0 })
 		nc.Close()
 	})
