@@ -9,7 +9,7 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NODE_PEERS  := interop/peers/node
 BROWSER     := dashboard/browser
 
-.PHONY: test deps lint fuzz bench bench-full tether demo-cluster clean
+.PHONY: test deps lint soak fuzz bench bench-full tether demo-cluster clean
 
 test: deps lint
 	$(GO) test -race -count=1 -timeout 15m ./...
@@ -50,6 +50,16 @@ lint: $(BIN)/staticcheck
 	@echo "== builds for other systems (the library and the CLI)"
 	GOOS=windows GOARCH=amd64 $(GO) build ./...
 	GOOS=darwin GOARCH=arm64 $(GO) build ./...
+
+# soak is the long fault run (about 10 minutes, docs/reliability.md): the
+# fault and hostile-input suite at full size (200 resets, 5,000 slowloris
+# handshakes), then TestSoak: 2,000 resuming subscribers behind 20 proxies
+# for SOAK_FOR under random faults, with its figures at the end. `make test`
+# runs the quick version of the same suite.
+SOAK_FOR ?= 8m
+soak:
+	@log=$$(mktemp); TETHER_SOAK=1 TETHER_SOAK_FOR=$(SOAK_FOR) $(GO) test -count=1 -timeout 30m -v ./internal/faults/ \
+		>$$log 2>&1; status=$$?; grep -v -e '^=== ' -e '^{' $$log; rm -f $$log; exit $$status
 
 # fuzz runs every fuzz target for FUZZTIME each.
 fuzz:

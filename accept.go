@@ -20,7 +20,8 @@ import (
 // HTTP error itself (400, 403, or 426 for a wrong version) and returns an
 // error; the handler should then just return.
 //
-// Headers set on w before the call are sent with the 101 response.
+// Headers set on w before the call are sent with the 101 response. With
+// AcceptOptions.Limit full, it answers 503 instead.
 func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn, error) {
 	if opts == nil {
 		opts = &AcceptOptions{}
@@ -38,24 +39,25 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		return nil, &HandshakeError{StatusCode: http.StatusForbidden, Reason: err.Error()}
 	}
 	subprotocol := wire.SelectSubprotocol(wire.Tokens(r.Header, wire.HeaderProtocol), opts.Subprotocols)
-
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		err := errors.New("tether: response writer does not support hijacking (HTTP/2?)")
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return nil, err
-	}
-	nc, brw, err := hj.Hijack()
+	host, err := opts.Limit.admit(w, r)
 	if err != nil {
-		err = fmt.Errorf("tether: hijack: %w", err)
-		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return nil, err
 	}
+	var slot *limitSlot
+	if opts.Limit != nil {
+		slot = &limitSlot{limit: opts.Limit, host: host}
+	}
 
+	nc, brw, err := hijack(w)
+	if err != nil {
+		slot.release()
+		return nil, err
+	}
 	nc.SetDeadline(time.Time{}) // the HTTP server's deadlines do not apply to the WebSocket
 	negotiated, extHeader := acceptDeflate(r.Header, &opts.ConnOptions)
 	if err := writeSwitching(nc, key, subprotocol, extHeader, w.Header()); err != nil {
 		nc.Close()
+		slot.release()
 		return nil, fmt.Errorf("tether: write handshake response: %w", err)
 	}
 
@@ -67,6 +69,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	cfg.callSite = captureSite()
 	cfg.client = clientOf(r, nc)
 	cfg.deflate = negotiated
+	cfg.slot = slot
 	c := newConn(nc, br, wire.Server, cfg, subprotocol, r.URL.RequestURI())
 	if brw != nil {
 		// The connection copied what it needed. net/http keeps this 4 KiB
@@ -76,6 +79,23 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		*brw.Reader = bufio.Reader{}
 	}
 	return c, nil
+}
+
+// hijack takes the connection over from net/http, or answers 500.
+func hijack(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		err := errors.New("tether: response writer does not support hijacking (HTTP/2?)")
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return nil, nil, err
+	}
+	nc, brw, err := hj.Hijack()
+	if err != nil {
+		err = fmt.Errorf("tether: hijack: %w", err)
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return nil, nil, err
+	}
+	return nc, brw, nil
 }
 
 // writeSwitching writes the 101 response, in one write from a pooled buffer.

@@ -32,6 +32,9 @@ func (c *conn) close(code StatusCode, reason string) error {
 	defer cancel()
 	first, err := c.sendClose(ctx, code, reason)
 	if err != nil {
+		// The close frame could not go out (a write blocked the socket
+		// past CloseTimeout): still the end decided here.
+		c.finish(c.decidedEnd("closed without handshake", err))
 		c.closeNow()
 		return err
 	}
@@ -79,7 +82,7 @@ func (c *conn) closeNoWait(code StatusCode, reason string) {
 	cancel()
 	switch {
 	case err != nil:
-		c.finish(&CloseError{Code: StatusAbnormal, Reason: "closed without handshake", Initiator: "local", Err: err})
+		c.finish(c.decidedEnd("closed without handshake", err))
 		c.nc.Close()
 	case first:
 		c.closeTimer(code, reason)
@@ -87,11 +90,27 @@ func (c *conn) closeNoWait(code StatusCode, reason string) {
 }
 
 // CloseNow closes the TCP connection at once, without a closing handshake.
+// On a connection that failed (a message too big, invalid UTF-8, a protocol
+// error) it instead waits, at most CloseTimeout, while the reader discards
+// what the peer still sends: closing under unread bytes would answer them
+// with a reset, and the peer would lose the close frame that says why.
 func (c *Conn) CloseNow() error { return c.closeNow() }
 
 func (c *conn) closeNow() error {
 	c.finish(&CloseError{Code: StatusAbnormal, Reason: "closed without handshake", Initiator: "local"})
-	c.aborting.Wait() // a keepalive timeout's close frame may be on its way
+	// A keepalive timeout's close frame may be on its way: wait for it. (A
+	// mutex, not a WaitGroup: abort may begin while this waits, which a
+	// WaitGroup at zero does not allow.)
+	c.aborting.Lock()
+	//lint:ignore SA2001 the lock is the wait for abort's close frame
+	c.aborting.Unlock()
+	if c.lingering.Load() {
+		// A failed connection's read loop is discarding what the peer
+		// still sends so that it reads our close frame, not a reset: it
+		// closes the socket itself, within CloseTimeout.
+		c.waitRead()
+		return nil
+	}
 	err := c.nc.Close()
 	c.waitRead()
 	return err
@@ -189,7 +208,7 @@ func (c *conn) acquireAlways(ctx context.Context, sem chan struct{}) error {
 func (c *conn) handleClose(p []byte) {
 	code, reason, err := wire.ParseClose(p)
 	if err != nil {
-		c.fail(err)
+		c.fail(err, 0)
 		return
 	}
 	rcvd := &CloseFrame{Code: StatusCode(code), Reason: reason}
@@ -216,15 +235,15 @@ func (c *conn) handleClose(p []byte) {
 // closes first (section 7.1.1); a client waits up to CloseTimeout for it.
 func (c *conn) closeTCP() {
 	if c.role == wire.Client {
-		c.drain(c.cfg.closeTimeout)
+		c.nc.SetReadDeadline(time.Now().Add(c.cfg.closeTimeout))
+		c.drain()
 	}
 	c.nc.Close()
 }
 
-// drain reads and discards until the peer closes or d elapses, so the peer
-// gets our last frames instead of a reset.
-func (c *conn) drain(d time.Duration) {
-	c.nc.SetReadDeadline(time.Now().Add(d))
+// drain reads and discards until the peer closes or the read deadline
+// passes, so the peer gets our last frames instead of a reset.
+func (c *conn) drain() {
 	var buf [512]byte
 	for {
 		if _, err := c.br.Read(buf[:]); err != nil {
@@ -235,8 +254,10 @@ func (c *conn) drain(d time.Duration) {
 
 // fail fails the connection on a protocol violation (section 7.1.7): it sends
 // a close frame with the error's code, wakes every waiter, and closes TCP
-// once the peer has had the chance to read the frame.
-func (c *conn) fail(err error) {
+// once the peer has had the chance to read the frame (linger). left is what
+// remains unread of the current frame's payload, -1 when the stream can no
+// longer be parsed.
+func (c *conn) fail(err error, left int64) {
 	var pe *wire.ProtocolError
 	if !errors.As(err, &pe) {
 		pe = &wire.ProtocolError{Code: wire.CloseInternalError, Reason: err.Error()}
@@ -250,12 +271,65 @@ func (c *conn) fail(err error) {
 	c.closeMu.Lock()
 	sent := c.sent
 	c.closeMu.Unlock()
+	// Set before finish wakes the application, whose CloseNow must not
+	// cut the lingering short.
+	c.lingering.Store(true)
 	c.finish(&CloseError{Code: code, Reason: reason, Initiator: "local", Sent: sent, Err: err})
 	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		tc.CloseWrite()
 	}
-	c.drain(c.cfg.closeTimeout)
+	c.linger(left)
 	c.nc.Close()
+}
+
+// linger reads and discards, for at most CloseTimeout, what the peer still
+// sends after a failure: closing a socket with unread bytes makes the kernel
+// answer with a reset, which can destroy our close frame on its way and
+// fails the peer's writes. A server stops at the peer's close frame, since
+// it closes TCP first (section 7.1.1); a client waits for the server's EOF.
+func (c *conn) linger(left int64) {
+	c.nc.SetReadDeadline(time.Now().Add(c.cfg.closeTimeout))
+	if c.role == wire.Server && left >= 0 && c.skipToClose(left) {
+		return
+	}
+	c.drain()
+}
+
+// skipToClose discards left bytes, then whole frames up to and including
+// the peer's close frame; it reports whether it is done with the stream
+// (close frame, EOF, deadline) rather than lost in it (a header it cannot
+// decode, after which only a raw drain is left).
+func (c *conn) skipToClose(left int64) bool {
+	for {
+		if err := c.discard(left); err != nil {
+			return true
+		}
+		h, err := c.readHeader()
+		var pe *wire.ProtocolError
+		switch {
+		case errors.As(err, &pe):
+			return false
+		case err != nil:
+			return true
+		case h.Opcode == wire.OpClose:
+			c.discard(h.Length) // all of it: an unread byte would still reset
+			return true
+		}
+		left = h.Length
+	}
+}
+
+// discard reads and drops n bytes.
+func (c *conn) discard(n int64) error {
+	var buf [512]byte
+	for n > 0 {
+		k, err := c.br.Read(buf[:min(n, int64(len(buf)))])
+		n -= int64(k)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // abort ends the connection at once after sending a close frame on a short
@@ -266,8 +340,8 @@ func (c *conn) fail(err error) {
 // application that reacts to the error by closing the socket cannot cut the
 // frame off.
 func (c *conn) abort(code StatusCode, reason string) {
-	c.aborting.Add(1)
-	defer c.aborting.Done()
+	c.aborting.Lock()
+	defer c.aborting.Unlock()
 	c.finish(&CloseError{Code: code, Reason: reason, Initiator: "local", Sent: &CloseFrame{code, reason}})
 	// A writer stuck in the middle of a frame on a full socket leaves no
 	// room for a close frame: then closing the socket is all that is left,
@@ -286,8 +360,23 @@ func (c *conn) abort(code StatusCode, reason string) {
 
 // writeFailed ends the connection after a failed write.
 func (c *conn) writeFailed(err error) {
-	c.finish(&CloseError{Code: StatusAbnormal, Reason: "write failed", Initiator: "local", Err: err})
+	c.finish(c.decidedEnd("write failed", err))
 	c.nc.Close()
+}
+
+// decidedEnd is the end of a connection that could not close properly: the
+// close this end decided (Close, a hub's slow-consumer policy), when one
+// was, even if its frame was stuck behind a blocked write whose failure
+// ends the connection, since that is why it ended; otherwise 1006 with
+// reason.
+func (c *conn) decidedEnd(reason string, err error) *CloseError {
+	c.closeMu.Lock()
+	decided := c.sent
+	c.closeMu.Unlock()
+	if decided == nil {
+		return &CloseError{Code: StatusAbnormal, Reason: reason, Initiator: "local", Err: err}
+	}
+	return &CloseError{Code: decided.Code, Reason: decided.Reason, Initiator: "local", Err: err}
 }
 
 // finish records how the connection ended, wakes everyone waiting on it and
@@ -299,6 +388,7 @@ func (c *conn) finish(ce *CloseError) {
 		close(c.done)
 		c.stopKeepalive()
 		c.unbindWrite()
+		c.slot.release()
 		if c.cfg.registry != nil {
 			c.cfg.registry.remove(c, ce)
 		}

@@ -40,7 +40,8 @@ type conn struct {
 	subprotocol string
 	path        string // request path (server) or URL (client)
 	openedAt    time.Time
-	callSite    *site // where Dial or Accept was called
+	callSite    *site      // where Dial or Accept was called
+	slot        *limitSlot // its place in AcceptOptions.Limit, or nil
 
 	// compression: nil unless permessage-deflate was negotiated
 	deflate *compression
@@ -76,7 +77,8 @@ type conn struct {
 	err       *CloseError   // set before done is closed
 	finishMu  sync.Once
 	closeSent atomic.Bool
-	aborting  sync.WaitGroup // an abort is sending its close frame
+	aborting  sync.Mutex  // held while an abort sends its close frame
+	lingering atomic.Bool // a failure's read loop drains the peer (fail)
 
 	// Channels only some connections ever wait on, made by the first
 	// waiter under closeMu (see closingChan and waitReadDone): an idle
@@ -125,6 +127,7 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 		path:        path,
 		openedAt:    cfg.clock.Now(),
 		callSite:    cfg.callSite,
+		slot:        cfg.slot,
 		client:      cfg.client,
 		msgSem:      make(chan struct{}, 1),
 		frameSem:    make(chan struct{}, 1),

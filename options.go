@@ -110,6 +110,9 @@ type AcceptOptions struct {
 	// OriginPatterns lists hosts (path.Match patterns, e.g. "*.example.com")
 	// allowed as Origin besides the request's own host. "*" allows all.
 	OriginPatterns []string
+	// Limit, when set, bounds the connections Accept holds, in all and per
+	// remote address: past it, upgrades are answered 503 (see ConnLimit).
+	Limit *ConnLimit
 }
 
 // DialOptions configure Dial.
@@ -149,6 +152,7 @@ type config struct {
 	windowBits   int
 	level        int
 	deflate      *wire.DeflateParams // negotiated, nil without compression
+	slot         *limitSlot          // Accept's place in AcceptOptions.Limit
 }
 
 // connConfig is the settings a connection keeps for its life. Every

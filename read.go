@@ -142,7 +142,7 @@ func (c *conn) readFrames() {
 		c.lastRecv.Store(c.cfg.clock.Now().UnixNano())
 		op, err := c.rules.Next(h)
 		if err != nil {
-			c.failInOrder(err)
+			c.failInOrder(err, h.Length)
 			return
 		}
 		if h.Opcode.IsControl() {
@@ -158,13 +158,14 @@ func (c *conn) readFrames() {
 			cur, pooled = c.messageBuf(h, compressed)
 		}
 		if h.Length > c.cfg.readLimit-int64(len(*cur)) {
-			c.failInOrder(wire.Errorf(wire.CloseTooBig, "message of more than %d bytes", c.cfg.readLimit))
+			c.failInOrder(wire.Errorf(wire.CloseTooBig, "message of more than %d bytes", c.cfg.readLimit), h.Length)
 			return
 		}
 		start := len(*cur)
 		if cur, err = c.readData(h, cur, typ == Text && !compressed, &valid); err != nil {
 			if errors.Is(err, errInvalidUTF8) {
-				c.failInOrder(wire.Errorf(wire.CloseInvalidPayload, "invalid UTF-8 in text message"))
+				left := h.Length - int64(len(*cur)-start)
+				c.failInOrder(wire.Errorf(wire.CloseInvalidPayload, "invalid UTF-8 in text message"), left)
 			} else {
 				c.readFailed(err)
 			}
@@ -176,11 +177,11 @@ func (c *conn) readFrames() {
 		}
 		if compressed {
 			if cur, err = c.inflate(cur, typ == Text); err != nil {
-				c.failInOrder(err)
+				c.failInOrder(err, 0)
 				return
 			}
 		} else if typ == Text && !valid.Complete() {
-			c.failInOrder(wire.Errorf(wire.CloseInvalidPayload, "text message ends inside a UTF-8 sequence"))
+			c.failInOrder(wire.Errorf(wire.CloseInvalidPayload, "text message ends inside a UTF-8 sequence"), 0)
 			return
 		}
 		m := message{typ: typ, p: *cur}
@@ -331,10 +332,10 @@ func (c *conn) handleControl(op wire.Opcode, p []byte) bool {
 }
 
 // failInOrder fails the connection once the application has taken the
-// messages received before the failure (order.go).
-func (c *conn) failInOrder(err error) {
+// messages received before the failure (order.go); left is as for fail.
+func (c *conn) failInOrder(err error, left int64) {
 	c.inOrder()
-	c.fail(err)
+	c.fail(err, left)
 }
 
 // readFailed ends the connection after a read error: the peer went away
@@ -343,7 +344,7 @@ func (c *conn) failInOrder(err error) {
 func (c *conn) readFailed(err error) {
 	var pe *wire.ProtocolError
 	if errors.As(err, &pe) {
-		c.failInOrder(pe)
+		c.failInOrder(pe, -1) // a header that does not decode: lost in the stream
 		return
 	}
 	c.finish(&CloseError{Code: StatusAbnormal, Reason: "connection lost", Initiator: "peer", Err: err})

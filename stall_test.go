@@ -113,7 +113,10 @@ func TestNotReadingIsNotADeadPeer(t *testing.T) {
 	// Keepalive goes on as usual: pings, answered.
 	for range 3 {
 		pings, pongs := s.app.Stats().PingsSent, s.app.Stats().PongsReceived
-		for s.app.Stats().PingsSent == pings {
+		for i := 0; s.app.Stats().PingsSent == pings; i++ {
+			if i == 1000 { // fail rather than spin: a closed connection pings no more
+				t.Fatalf("no ping in 1000 s of the fake clock: %v, %+v", s.app.Err(), s.app.Stats())
+			}
 			s.fc.Advance(time.Second)
 		}
 		eventually(t, "the pong", func() bool { return s.app.Stats().PongsReceived > pongs })

@@ -425,6 +425,56 @@ func TestCloseSlowSends1013(t *testing.T) {
 	}
 }
 
+// TestCloseSlowBehindBlockedWrite: when the policy closes a member whose
+// write is blocked on a full socket, the close frame waits behind that
+// write, whose WriteTimeout then cuts it: the connection must still end as
+// the policy decided, 1013 "slow consumer" from this side (the record
+// that the log, the registry, the metrics and the dashboard all take), not
+// as a failed write (1006).
+func TestCloseSlowBehindBlockedWrite(t *testing.T) {
+	// The close must land behind a blocked write: an attempt where it
+	// went out between two writes does not count.
+	for range 5 {
+		err := closeSlowAttempt(t)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			continue
+		}
+		var ce *tether.CloseError
+		if !errors.As(err, &ce) || ce.Code != tether.StatusTryAgainLater || ce.Reason != SlowReason || ce.Initiator != "local" {
+			t.Fatalf("slow member ended with %v, want 1013 %q from this side", err, SlowReason)
+		}
+		return
+	}
+	t.Fatal("in 5 attempts, the policy never closed a member during a blocked write")
+}
+
+// closeSlowAttempt paces broadcasts to one member that does not read until
+// the policy closes it, and returns how its connection ended.
+func closeSlowAttempt(t *testing.T) error {
+	s := newHubServer(t, &Options{Queue: 4, WriteTimeout: time.Second, Logger: discard}, time.Minute)
+	stuck := s.dial("r", true)
+	sc := s.serverSide(stuck)
+	eventually(t, "joined", func() bool { return s.hub.Len("r") == 1 })
+	msg := make([]byte, 64<<10)
+	rand.Read(msg) // incompressible: the socket fills after a few
+	// Paced, so that the writer keeps up until the socket is full and a
+	// write blocks; the queue then fills behind it within the timeout.
+	for i := 0; s.hub.Stats().SlowClosed == 0; i++ {
+		s.hub.Broadcast("r", tether.Binary, msg)
+		time.Sleep(10 * time.Millisecond)
+		if i > 1000 {
+			t.Fatal("never closed")
+		}
+	}
+	select {
+	case <-sc.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow member is still open")
+	}
+	stuck.CloseNow()
+	return sc.Err()
+}
+
 // TestConcurrentBroadcastsOneOrder: broadcasts from several goroutines reach
 // every member in the same order.
 func TestConcurrentBroadcastsOneOrder(t *testing.T) {

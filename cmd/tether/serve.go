@@ -25,6 +25,7 @@ func serveCmd() *cobra.Command {
 		cf    connFlags
 		cl    clusterFlags
 		st    serveTLS
+		lim   serveLimits
 		addr  string
 		token string
 	)
@@ -55,9 +56,10 @@ func serveCmd() *cobra.Command {
 			if err := checkAddr("--addr", addr); err != nil {
 				return err
 			}
-			return runServeTLS(ctx, addr, token, opts, cl, st, cmd.OutOrStdout())
+			return runServeWith(ctx, addr, token, opts, cl, st, lim, cmd.OutOrStdout())
 		},
 	}
+	lim.register(cmd)
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on (port 0 picks a free port)")
 	cmd.Flags().StringVar(&token, "token", "", "bearer token for the dashboard, its API and /metrics; without one only loopback clients see them (default $TETHER_TOKEN)")
 	cmd.Flags().StringVar(&st.cert, "tls-cert", "", "PEM certificate (chain): serve wss:// and https:// (with --tls-key; tether cert makes one for testing)")
@@ -83,17 +85,19 @@ func runServeToken(ctx context.Context, addr, token string, opts tether.ConnOpti
 // a NATS server: /broadcast spans the cluster, and the dashboard lists
 // every node's connections and serves the broker's metrics.
 func runServeCluster(ctx context.Context, addr, token string, opts tether.ConnOptions, cl clusterFlags, out interface{ Write([]byte) (int, error) }) error {
-	return runServeTLS(ctx, addr, token, opts, cl, serveTLS{}, out)
+	return runServeWith(ctx, addr, token, opts, cl, serveTLS{}, defaultLimits(), out)
 }
 
-// runServeTLS is runServeCluster serving TLS (wss and https) when st
-// names a certificate.
-func runServeTLS(ctx context.Context, addr, token string, opts tether.ConnOptions, cl clusterFlags, st serveTLS, out interface{ Write([]byte) (int, error) }) error {
+// runServeWith is runServeCluster serving TLS (wss and https) when st
+// names a certificate, with lim's bounds on connections and request
+// headers.
+func runServeWith(ctx context.Context, addr, token string, opts tether.ConnOptions, cl clusterFlags, st serveTLS, lim serveLimits, out interface{ Write([]byte) (int, error) }) error {
 	if opts.Registry == nil { // the dashboard shows this server's connections, no others
 		opts.Registry = tether.NewRegistry()
 		opts.Registry.Logger = opts.Logger
 	}
-	s := &serve.Server{Options: tether.AcceptOptions{ConnOptions: opts}}
+	limit := &tether.ConnLimit{Max: lim.maxConns, PerHost: lim.maxConnsPerIP}
+	s := &serve.Server{Options: tether.AcceptOptions{ConnOptions: opts, Limit: limit}}
 	dopts := dashboard.Options{Registry: opts.Registry, Authorize: dashboard.Loopback, Logger: opts.Logger}
 	if token != "" {
 		dopts.Authorize = dashboard.BearerToken(token)
@@ -120,9 +124,7 @@ func runServeTLS(ctx context.Context, addr, token string, opts tether.ConnOption
 	defer dash.Close()
 	s.Dashboard = dash
 	s.HandshakeFailed = func(err error) { dash.Metrics().HandshakeFailed(dashboard.HandshakeReason(err)) }
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug)} // TLS handshake failures: a client's business
-
+	hs := newHTTPServer(s.Handler(), opts.Logger, lim.maxHeaderBytes)
 	fmt.Fprintf(out, "listening on %s://%s\n", scheme, ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -144,4 +146,51 @@ func runServeTLS(ctx context.Context, addr, token string, opts tether.ConnOption
 		return err
 	}
 	return nil
+}
+
+// DefaultMaxHeaderBytes bounds the request header block `tether serve`
+// reads (net/http's default is 1 MiB): a client still sending its headers
+// holds about this much, plus a 4 KiB read buffer, until the handshake
+// timeout. 16 KiB is ample for a WebSocket upgrade with cookies and a
+// bearer token; a larger block is refused with 431.
+const DefaultMaxHeaderBytes = 16 << 10
+
+// DefaultMaxConns bounds the WebSocket connections of `tether serve`: half
+// the 20,000 open files a process commonly gets, leaving room for the
+// handshakes under way, NATS and the dashboard.
+const DefaultMaxConns = 10_000
+
+// handshakeTimeout bounds the time a client may take to send its request
+// headers (slowloris).
+const handshakeTimeout = 10 * time.Second
+
+// serveLimits are `tether serve`'s bounds on what clients may hold.
+type serveLimits struct {
+	maxConns       int
+	maxConnsPerIP  int
+	maxHeaderBytes int
+}
+
+func defaultLimits() serveLimits {
+	return serveLimits{maxConns: DefaultMaxConns, maxHeaderBytes: DefaultMaxHeaderBytes}
+}
+
+func (l *serveLimits) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.IntVar(&l.maxConns, "max-conns", DefaultMaxConns, "most WebSocket connections held; past it upgrades get 503 with Retry-After (0: no limit)")
+	fl.IntVar(&l.maxConnsPerIP, "max-conns-per-ip", 0, "most WebSocket connections from one remote IP address (0: no limit; clients behind a proxy or NAT share one)")
+	fl.IntVar(&l.maxHeaderBytes, "max-header-bytes", DefaultMaxHeaderBytes, "largest request header block; larger ones get 431")
+}
+
+// newHTTPServer returns the HTTP server of `tether serve`: header limit,
+// handshake timeout, and net/http's own error lines (accept errors, bad
+// TLS handshakes) routed through logger at warn level, so that a
+// --log-format json stream stays JSON.
+func newHTTPServer(h http.Handler, logger *slog.Logger, maxHeaderBytes int) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: handshakeTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
 }
