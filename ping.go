@@ -113,13 +113,19 @@ func (c *conn) handlePong(payload []byte) {
 	rtt := now.Sub(settled[i].sent)
 	c.stats.rtt.Store(int64(rtt))
 	c.stats.lastPongAt.Store(now.UnixNano())
-	c.stats.pongsRcvd.Add(1) // last: a reader that sees the count sees the RTT
+	// Keepalive takes the answer, then the count goes up, then Ping's
+	// callers wake: whoever sees the count sees the RTT and no timeout
+	// can fire for a ping counted as answered, and a Ping that returned
+	// has been counted.
+	for _, p := range settled {
+		if p.keepalive {
+			c.keepaliveAnswered(p, now)
+		}
+	}
+	c.stats.pongsRcvd.Add(1)
 	for _, p := range settled {
 		if p.done != nil {
 			p.done <- now.Sub(p.sent)
-		}
-		if p.keepalive {
-			c.keepaliveAnswered(p, now)
 		}
 	}
 }
