@@ -157,7 +157,12 @@ func TestHubSlowAndStalledConsumers(t *testing.T) {
 				t.Fatalf("the %s member was never closed; stats %+v", tc.name, e.hub.Stats())
 			}
 			var ce *tether.CloseError
-			if !errors.As(sv.err, &ce) || ce.Code != tc.code {
+			// Blackholed, the member's own keepalive times out at about
+			// the same moment as the server's, and the proxy may pass its
+			// close on as a reset first: 1006 then, within the same bound
+			// (as in TestBlackhole).
+			passedOn := tc.code == tether.StatusInternalError && errors.As(sv.err, &ce) && ce.Code == tether.StatusAbnormal
+			if !passedOn && (!errors.As(sv.err, &ce) || ce.Code != tc.code) {
 				t.Errorf("%s member ended with %v, want %d", tc.name, sv.err, tc.code)
 			} else if tc.code == tether.StatusTryAgainLater && ce.Initiator != "local" {
 				t.Errorf("%s member: 1013 initiated by %s, want the server", tc.name, ce.Initiator)
