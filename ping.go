@@ -31,6 +31,12 @@ func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
 		return 0, err
 	}
 	c.pingWritten(p)
+	if err := ctx.Err(); err != nil {
+		// Cancelled while the frame went out: the caller gave up, so say
+		// so even if the pong is already back (a select would pick either).
+		c.forgetPing(p)
+		return 0, err
+	}
 	select {
 	case rtt := <-p.done:
 		return rtt, nil
