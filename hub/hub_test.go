@@ -434,18 +434,19 @@ func TestCloseSlowSends1013(t *testing.T) {
 func TestCloseSlowBehindBlockedWrite(t *testing.T) {
 	// The close must land behind a blocked write: an attempt where it
 	// went out between two writes does not count.
-	for range 5 {
+	for range 10 {
 		err := closeSlowAttempt(t)
-		if !errors.Is(err, context.DeadlineExceeded) {
-			continue
-		}
+		// Every attempt ends 1013; the one to look for is the close
+		// decided while a write was blocked (its error is kept in Err).
 		var ce *tether.CloseError
 		if !errors.As(err, &ce) || ce.Code != tether.StatusTryAgainLater || ce.Reason != SlowReason || ce.Initiator != "local" {
 			t.Fatalf("slow member ended with %v, want 1013 %q from this side", err, SlowReason)
 		}
-		return
+		if errors.Is(err, context.DeadlineExceeded) {
+			return
+		}
 	}
-	t.Fatal("in 5 attempts, the policy never closed a member during a blocked write")
+	t.Fatal("in 10 attempts, the policy never closed a member during a blocked write")
 }
 
 // closeSlowAttempt paces broadcasts to one member that does not read until
@@ -461,7 +462,7 @@ func closeSlowAttempt(t *testing.T) error {
 	// write blocks; the queue then fills behind it within the timeout.
 	for i := 0; s.hub.Stats().SlowClosed == 0; i++ {
 		s.hub.Broadcast("r", tether.Binary, msg)
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(25 * time.Millisecond)
 		if i > 1000 {
 			t.Fatal("never closed")
 		}
