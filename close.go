@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"time"
 
@@ -243,14 +244,7 @@ func (c *conn) closeTCP() {
 
 // drain reads and discards until the peer closes or the read deadline
 // passes, so the peer gets our last frames instead of a reset.
-func (c *conn) drain() {
-	var buf [512]byte
-	for {
-		if _, err := c.br.Read(buf[:]); err != nil {
-			return
-		}
-	}
-}
+func (c *conn) drain() { c.discard(math.MaxInt64) }
 
 // fail fails the connection on a protocol violation (section 7.1.7): it sends
 // a close frame with the error's code, wakes every waiter, and closes TCP

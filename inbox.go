@@ -52,19 +52,21 @@ func (q *inbox) len() (int, int64) {
 
 // push adds m; unless keep, it adds m only while not full (a closing
 // connection keeps reading for the peer's close frame, but no longer
-// queues without bound). It reports whether m was added.
-func (q *inbox) push(m message, full func(int, int64) bool, keep bool) bool {
+// queues without bound). It reports whether m was added and whether the
+// queue is full after it, under one lock.
+func (q *inbox) push(m message, full func(int, int64) bool, keep bool) (added, fullNow bool) {
 	q.mu.Lock()
 	if !keep && full(len(q.q)-q.head, q.bytes) {
 		q.mu.Unlock()
-		return false
+		return false, true
 	}
 	q.q = append(q.q, m)
 	q.bytes += int64(len(m.p)) + msgOverhead
 	q.starved = false
+	fullNow = full(len(q.q)-q.head, q.bytes)
 	q.mu.Unlock()
 	signal(q.ready)
-	return true
+	return true, fullNow
 }
 
 // take removes and returns the oldest waiting message.
@@ -175,11 +177,12 @@ func (c *conn) nextMessage(ctx context.Context) (message, error) {
 func (c *conn) deliver(m message) bool {
 	q := c.queue()
 	closing := c.closeSent.Load()
-	if !q.push(m, c.full, !closing) {
+	added, full := q.push(m, c.full, !closing)
+	if !added {
 		m.recycle() // closing: never let a full queue hold up the handshake
 		return true
 	}
-	if closing || !c.full(q.len()) {
+	if closing || !full {
 		return true
 	}
 	return c.waitRoom(q)
