@@ -125,25 +125,10 @@ func (r *Registry) removeClient(c *conn) {
 	}
 }
 
-// peerCadence takes a server connection's peer ping interval into its
-// group once measured or changed, and warns when a new cadence appears in
-// a group: the report's situation. It runs on the connection's read loop
-// at each ping of its peer, so it does little unless the cadence moved.
-func (r *Registry) peerCadence(c *conn) {
-	pk := c.peerKeepalive()
-	if pk.Interval <= 0 {
-		return
-	}
-	pp := c.peer.Load()
-	pp.mu.Lock()
-	moved := !sameCadence(pp.reported, pk.Interval)
-	if moved {
-		pp.reported = pk.Interval
-	}
-	pp.mu.Unlock()
-	if !moved {
-		return
-	}
+// peerCadence takes a server connection's peer ping interval iv into its
+// group once measured or moved (peerPinged tells), and warns when a new
+// cadence appears in a group: the report's situation.
+func (r *Registry) peerCadence(c *conn, iv time.Duration) {
 	k := clientKeyOf(c)
 	r.epMu.Lock()
 	g := r.clients[k]
@@ -154,7 +139,7 @@ func (r *Registry) peerCadence(c *conn) {
 	if g.cadence == nil {
 		g.cadence = map[*conn]time.Duration{}
 	}
-	g.cadence[c] = pk.Interval
+	g.cadence[c] = iv
 	distinct := len(cadences(g.cadence))
 	warn := distinct > 1 && distinct > g.warned
 	if warn {

@@ -38,9 +38,11 @@ type PeerKeepalive struct {
 }
 
 // peerPinged records a ping from the peer received at now (unix nanos) and
-// returns the time since the previous one (zero for the first). It runs on
-// the read loop.
-func (c *conn) peerPinged(now int64) time.Duration {
+// returns the time since the previous one (zero for the first). With track
+// it also returns the peer's cadence when it has moved since last reported
+// (zero otherwise), for the registry (clients.go), under the same lock. It
+// runs on the read loop.
+func (c *conn) peerPinged(now int64, track bool) (since, moved time.Duration) {
 	pp := c.peer.Load()
 	if pp == nil {
 		pp = &peerPings{}
@@ -48,7 +50,6 @@ func (c *conn) peerPinged(now int64) time.Duration {
 	}
 	pp.mu.Lock()
 	defer pp.mu.Unlock()
-	var since time.Duration
 	if pp.count > 0 {
 		since = time.Duration(max(now-pp.last, 0))
 		pp.ivs[pp.next] = uint32(min(since/time.Microsecond, 1<<32-1))
@@ -57,7 +58,26 @@ func (c *conn) peerPinged(now int64) time.Duration {
 	}
 	pp.count++
 	pp.last = now
-	return since
+	if track && pp.n > 0 {
+		if iv, _, _ := cadenceOf(pp.ivs, pp.n); iv > 0 && !sameCadence(pp.reported, iv) {
+			pp.reported, moved = iv, iv
+		}
+	}
+	return since, moved
+}
+
+// cadenceOf returns the median, minimum and maximum of the first n
+// intervals of ivs (a copy: sorting it leaves the ring alone).
+func cadenceOf(ivs [peerWindow]uint32, n int) (med, lo, hi time.Duration) {
+	s := ivs[:n]
+	slices.Sort(s)
+	us := func(v uint32) time.Duration { return time.Duration(v) * time.Microsecond }
+	if n%2 == 1 {
+		med = us(s[n/2])
+	} else {
+		med = (us(s[n/2-1]) + us(s[n/2])) / 2
+	}
+	return med, us(s[0]), us(s[n-1])
 }
 
 // peerKeepalive returns what the connection measured of its peer's pings.
@@ -70,17 +90,8 @@ func (c *conn) peerKeepalive() PeerKeepalive {
 	ivs, n := pp.ivs, pp.n
 	pk := PeerKeepalive{Pings: pp.count, Last: unixTime(pp.last)}
 	pp.mu.Unlock()
-	if n == 0 {
-		return pk
-	}
-	s := ivs[:n]
-	slices.Sort(s)
-	us := func(v uint32) time.Duration { return time.Duration(v) * time.Microsecond }
-	pk.Min, pk.Max = us(s[0]), us(s[n-1])
-	if n%2 == 1 {
-		pk.Interval = us(s[n/2])
-	} else {
-		pk.Interval = (us(s[n/2-1]) + us(s[n/2])) / 2
+	if n > 0 {
+		pk.Interval, pk.Min, pk.Max = cadenceOf(ivs, n)
 	}
 	return pk
 }
@@ -94,7 +105,8 @@ func (c *Conn) PeerKeepalive() PeerKeepalive { return c.peerKeepalive() }
 // the caller.
 func (c *conn) receivedPing(p []byte) {
 	now := c.lastRecv.Load() // the frame's arrival, read once per frame
-	since := c.peerPinged(now)
+	r := c.cfg.registry
+	since, moved := c.peerPinged(now, r != nil && c.client != noClient)
 	if c.log.Enabled(context.Background(), slog.LevelDebug) {
 		if since > 0 {
 			c.log.Debug("received ping", "payload", hexPayload(p), "since", since)
@@ -102,12 +114,10 @@ func (c *conn) receivedPing(p []byte) {
 			c.log.Debug("received ping", "payload", hexPayload(p))
 		}
 	}
-	if r := c.cfg.registry; r != nil {
-		if r.hasSubscribers() {
-			c.publish(Event{Kind: EventPeerPing, Time: time.Unix(0, now), Interval: since})
-		}
-		if c.client != noClient {
-			r.peerCadence(c)
-		}
+	if r != nil && r.hasSubscribers() {
+		c.publish(Event{Kind: EventPeerPing, Time: time.Unix(0, now), Interval: since})
+	}
+	if moved > 0 {
+		r.peerCadence(c, moved)
 	}
 }
