@@ -191,7 +191,9 @@ func (c *conn) sendClose(ctx context.Context, code StatusCode, reason string) (f
 	}
 	defer c.releaseFrame()
 	c.closeSent.Store(true)
-	return true, c.writeControlLocked(ctx, wire.OpClose, p)
+	err = c.writeControlLocked(ctx, wire.OpClose, p)
+	c.madeRoom() // a stalled engine connection reads on, for the peer's close frame
+	return true, err
 }
 
 // acquireAlways takes a semaphore even after the connection has finished, for

@@ -34,7 +34,8 @@ type Conn struct {
 type conn struct {
 	id          string
 	nc          net.Conn
-	br          *connReader
+	br          *connReader // the pull reader; under the engine, made for the end phase
+	drv         *driver     // the event engine's, or nil: a reader goroutine drives the connection
 	cfg         connConfig
 	log         *slog.Logger
 	subprotocol string
@@ -121,7 +122,6 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 		id:          id,
 		role:        role,
 		nc:          nc,
-		br:          newConnReader(nc, br),
 		cfg:         cfg.connConfig,
 		subprotocol: subprotocol,
 		path:        path,
@@ -140,12 +140,18 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 	}
 	c.wholeReads.Store(true) // as the README reads: see messageBuf
 	c.lastRecv.Store(c.openedAt.UnixNano())
+	looped := cfg.wantsLoop(nc) && c.takeSocket(nc, br)
 	c.log = cfg.logger.With("conn", id, "role", role.String(), "remote", addrString(nc.RemoteAddr()))
 	c.logOpen()
 	if cfg.registry != nil {
 		cfg.registry.add(c)
 	}
-	go c.readLoop()
+	if looped {
+		c.drv.pc.Start() // the engine runs while it holds a connection: it cannot have closed
+	} else {
+		c.br = newConnReader(nc, br)
+		go c.readLoop()
+	}
 	c.startKeepalive()
 	h := &Conn{conn: c}
 	runtime.AddCleanup(h, (*conn).leaked, c)

@@ -69,6 +69,30 @@ func (q *inbox) push(m message, full func(int, int64) bool, keep bool) (added, f
 	return true, fullNow
 }
 
+// empty reports whether no message waits.
+func (q *inbox) empty() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.head == len(q.q)
+}
+
+// pushFront puts m back ahead of every waiting message.
+func (q *inbox) pushFront(m message) {
+	q.mu.Lock()
+	if q.head > 0 {
+		q.head--
+		q.q[q.head] = m
+	} else {
+		q.q = append(q.q, message{})
+		copy(q.q[1:], q.q)
+		q.q[0] = m
+	}
+	q.bytes += int64(len(m.p)) + msgOverhead
+	q.starved = false
+	q.mu.Unlock()
+	signal(q.ready)
+}
+
 // take removes and returns the oldest waiting message.
 func (q *inbox) take() (message, bool) {
 	q.mu.Lock()
@@ -156,12 +180,14 @@ func (c *conn) nextMessage(ctx context.Context) (message, error) {
 	q := c.queue()
 	for {
 		if m, ok := q.take(); ok {
+			c.madeRoom()
 			return m, nil
 		}
 		select {
 		case <-q.ready:
 		case <-c.done:
 			if m, ok := q.take(); ok {
+				c.madeRoom()
 				return m, nil
 			}
 			return message{}, c.err
@@ -217,5 +243,13 @@ func (q *inbox) drainTo(f func(message)) {
 			return
 		}
 		f(m)
+	}
+}
+
+// madeRoom tells the event engine's driver that a message was taken: a
+// connection that stopped reading on a full queue reads again.
+func (c *conn) madeRoom() {
+	if c.drv != nil {
+		c.drv.roomMade()
 	}
 }

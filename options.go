@@ -99,6 +99,13 @@ type ConnOptions struct {
 	// payload it may keep: it must not block. For proxies; nil (the
 	// default) keeps the automatic pong.
 	Relay func(op ControlOp, payload []byte)
+	// Engine chooses what drives the connection (see Engine): EngineAuto,
+	// the default, gives a TCP or Unix socket to the event engine, where
+	// an idle connection owns no goroutine, and anything else (TLS, pipes,
+	// custom net.Conns, connections with a Relay) its own reader
+	// goroutine. The environment variable TETHER_ENGINE=goroutine|poll
+	// overrides it process-wide.
+	Engine Engine
 }
 
 // AcceptOptions configure Accept.
@@ -153,6 +160,7 @@ type config struct {
 	level        int
 	deflate      *wire.DeflateParams // negotiated, nil without compression
 	slot         *limitSlot          // Accept's place in AcceptOptions.Limit
+	engine       Engine
 }
 
 // connConfig is the settings a connection keeps for its life. Every
@@ -200,6 +208,7 @@ func (o *ConnOptions) config() config {
 		compressMode: o.CompressionMode,
 		windowBits:   o.CompressionWindowBits,
 		level:        o.CompressionLevel,
+		engine:       o.Engine,
 	}
 	if c.threshold == 0 {
 		c.threshold = DefaultCompressionThreshold

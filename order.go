@@ -15,8 +15,10 @@ package tether
 // sends garbage behind good messages to an application that never reads is
 // still cut; no frame is read meanwhile.
 //
-// Serve and Go need none of this: their handle runs on the read loop
-// before the next frame is read.
+// Serve and Go need none of this: on a reader goroutine their handle runs
+// on the read loop before the next frame is read; under the event engine
+// the end waits for every message received before it to be handled
+// (endReading).
 
 // inOrder waits, on the read loop, before an end it has found takes
 // effect: until the application has taken every queued message and come
@@ -43,5 +45,14 @@ func (c *conn) inOrder() {
 	case <-hold:
 	case <-closing:
 	case <-c.done:
+	}
+}
+
+// handled waits for a handle call in progress to return.
+func (c *conn) handled() {
+	if c.srv.Load() != nil {
+		c.handleMu.Lock()
+		//lint:ignore SA2001 the lock is the wait for handle to return
+		c.handleMu.Unlock()
 	}
 }

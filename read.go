@@ -109,9 +109,22 @@ func (r *messageReader) release() {
 // readLoop reads frames until the connection ends: it delivers data messages
 // to Serve's handle or the queue, answers pings, settles pongs and runs the
 // closing handshake.
-func (c *conn) readLoop() {
-	c.readFrames()
-	c.br.close()
+func (c *conn) readLoop() { c.endReading(c.readFrames) }
+
+// endReading runs read, the rest of the connection's reading (all of it on
+// a reader goroutine, the end phase under the event engine), then ends it.
+func (c *conn) endReading(read func()) {
+	if c.drv != nil {
+		// The end takes effect after the messages received before it are
+		// handled, as on a reader goroutine, where it is not even read
+		// while handle runs: their replies go out before the close frame.
+		c.drv.waitServed()
+		c.handled()
+	}
+	read()
+	if c.br != nil {
+		c.br.close()
+	}
 	c.endRead()
 	// Go's serving ends here, after endRead, so its done may call
 	// CloseNow, which waits for it.

@@ -245,7 +245,10 @@ func (c *conn) handleQueuedLocked(s *server) {
 	if q == nil {
 		return // nothing was ever queued (dispatch queues before it looks for s)
 	}
-	q.drainTo(func(m message) { c.callHandle(s, m) })
+	q.drainTo(func(m message) {
+		c.callHandle(s, m)
+		c.madeRoom()
+	})
 }
 
 // callHandle calls handle with m, unless an earlier call failed, and then

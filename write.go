@@ -200,6 +200,10 @@ var writevPool = sync.Pool{New: func() any { return new(writev) }}
 // connection whose net.Conn was replaced (tests count bytes that way) goes
 // through the replacement.
 func (c *conn) sockWrite(p []byte) error {
+	if c.drv != nil {
+		_, err := c.nc.Write(p)
+		return err
+	}
 	if rc := c.br.rc; rc != nil && c.br.nc == c.nc {
 		return sockWrite(c.nc, rc, p)
 	}
@@ -287,17 +291,31 @@ type pendingPong struct {
 // is being written; otherwise the writer holding the lock sends it when it
 // lets go. The read loop never blocks here on a busy writer.
 func (c *conn) queuePong(p []byte) {
+	c.pong.set(p)
+	c.flushPong()
+}
+
+// set records p as the payload to answer.
+func (pp *pendingPong) set(p []byte) {
 	bp := bufpool.Get(len(p))
 	*bp = append(*bp, p...)
-	c.pong.mu.Lock()
-	old := c.pong.p
-	c.pong.p = bp
-	c.pong.mu.Unlock()
+	pp.mu.Lock()
+	old := pp.p
+	pp.p = bp
+	pp.mu.Unlock()
 	if old != nil {
 		bufpool.Put(old) // a newer ping replaces it
 	}
-	c.pong.waiting.Store(true)
-	c.flushPong()
+	pp.waiting.Store(true)
+}
+
+// take returns the payload to answer, nil if an earlier flush took it.
+func (pp *pendingPong) take() *[]byte {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	bp := pp.p
+	pp.p = nil
+	return bp
 }
 
 func (c *conn) flushPong() {
@@ -308,11 +326,7 @@ func (c *conn) flushPong() {
 			return // the holder sends it on release
 		}
 		if c.pong.waiting.Swap(false) {
-			c.pong.mu.Lock()
-			bp := c.pong.p
-			c.pong.p = nil
-			c.pong.mu.Unlock()
-			if bp != nil { // nil: an earlier flush took this ping's payload
+			if bp := c.pong.take(); bp != nil { // nil: an earlier flush took this ping's payload
 				c.writeControlLocked(context.Background(), wire.OpPong, *bp)
 				bufpool.Put(bp)
 			}

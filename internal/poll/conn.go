@@ -41,6 +41,7 @@ type Conn struct {
 	closing     atomic.Bool // closed or about to be: read no more
 	hasLeftover atomic.Bool
 	gone        bool   // loop: closed
+	shutWrite   bool   // under mu: CloseWrite was called; FIN once the queue is empty
 	ops         connOp // under l.pmu: work asked of the loop
 
 	mu         sync.Mutex // guards what follows, and every system call but reads
@@ -93,6 +94,25 @@ func (c *Conn) ResumeRead() {
 	}
 }
 
+// Unread gives back p, the unused end of the bytes OnData got, to be
+// delivered again, first, when reading goes on: a handler that pauses
+// reading in the middle of a read keeps its place. It may only be called
+// from OnData, and copies p.
+func (c *Conn) Unread(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	b := append([]byte(nil), p...)
+	if c.leftover != nil {
+		b = append(b, *c.leftover...)
+	}
+	c.leftover = &b
+	c.hasLeftover.Store(true)
+	if !c.paused.Load() {
+		c.l.enqueue(c, opResume)
+	}
+}
+
 // Paused reports whether reading is paused.
 func (c *Conn) Paused() bool { return c.paused.Load() }
 
@@ -113,6 +133,22 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	c.closeLocked()
+	return nil
+}
+
+// CloseWrite shuts the sending side down (the peer reads EOF) once the
+// queued bytes are written; reading goes on. Writes fail with ErrClosed
+// from now on.
+func (c *Conn) CloseWrite() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateOpen || c.shutWrite {
+		return ErrClosed
+	}
+	c.shutWrite = true
+	if c.out.n == 0 {
+		return sysShutdownWrite(int(c.fd))
+	}
 	return nil
 }
 

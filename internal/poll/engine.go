@@ -137,6 +137,22 @@ func (e *Engine) Close() error {
 // Connections without a descriptor return ErrNoDescriptor and are left
 // open: the caller keeps driving them its own way.
 func (e *Engine) Adopt(nc net.Conn, leftover []byte, h Handler) (*Conn, error) {
+	c, err := e.Take(nc, leftover, h)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Start(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Take is Adopt in two steps, for a caller that must publish the Conn
+// before any callback can run: Take takes nc over (writes and closes work
+// at once), Start hands the connection to its loop, which reads it from
+// then on. A connection closed before Start is closed on its loop, and
+// Start then does nothing.
+func (e *Engine) Take(nc net.Conn, leftover []byte, h Handler) (*Conn, error) {
 	if e.closed.Load() {
 		return nil, ErrEngineClosed
 	}
@@ -147,12 +163,17 @@ func (e *Engine) Adopt(nc net.Conn, leftover []byte, h Handler) (*Conn, error) {
 	l := e.leastLoaded()
 	c := newConn(l, fd, h, leftover)
 	l.nconns.Add(1)
-	if !l.enqueue(c, opRegister) {
-		l.nconns.Add(-1)
-		sysClose(fd)
-		return nil, ErrEngineClosed
-	}
 	return c, nil
+}
+
+// Start hands a connection from Take to its loop.
+func (c *Conn) Start() error {
+	if !c.l.enqueue(c, opRegister) {
+		c.l.nconns.Add(-1)
+		sysClose(int(c.fd))
+		return ErrEngineClosed
+	}
+	return nil
 }
 
 func (e *Engine) leastLoaded() *loop {

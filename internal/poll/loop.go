@@ -132,7 +132,7 @@ func (l *loop) readable(c *Conn) {
 			return
 		}
 		c.h.OnData(c, l.buf[:n])
-		if c.gone || c.paused.Load() || c.closing.Load() || n < len(l.buf) {
+		if c.gone || c.paused.Load() || c.closing.Load() || c.leftover != nil || n < len(l.buf) {
 			return
 		}
 	}
@@ -151,7 +151,7 @@ func (l *loop) deliverLeftover(c *Conn) bool {
 	c.leftover = nil
 	c.hasLeftover.Store(false)
 	c.h.OnData(c, b)
-	return !c.gone && !c.paused.Load() && !c.closing.Load()
+	return !c.gone && !c.paused.Load() && !c.closing.Load() && c.leftover == nil
 }
 
 // enqueue asks the loop to run op for c; false if the loop has ended.
@@ -207,6 +207,9 @@ func (l *loop) runOp(c *Conn, op connOp) {
 
 // register puts c in the table and the poller, then delivers its leftover.
 func (l *loop) register(c *Conn) {
+	if c.gone {
+		return // closed before Start
+	}
 	l.conns[c.fd] = c
 	if err := c.attach(); err != nil {
 		l.closeConn(c, err)

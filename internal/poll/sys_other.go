@@ -17,3 +17,4 @@ func sysWrite(int, []byte) (int, error)                 { return 0, ErrUnsupport
 func sysWritev(int, [][]byte, *sysScratch) (int, error) { return 0, ErrUnsupported }
 func dupConn(net.Conn) (int, error)                     { return -1, ErrUnsupported }
 func sysClose(int) error                                { return nil }
+func sysShutdownWrite(int) error                        { return nil }

@@ -45,3 +45,5 @@ func dupConn(nc net.Conn) (int, error) {
 }
 
 func sysClose(fd int) error { return osErr("close", unix.Close(fd)) }
+
+func sysShutdownWrite(fd int) error { return osErr("shutdown", unix.Shutdown(fd, unix.SHUT_WR)) }

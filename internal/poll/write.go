@@ -61,6 +61,9 @@ func (c *Conn) writeLocked(p []byte) error {
 	if c.state != stateOpen {
 		return c.err
 	}
+	if c.shutWrite {
+		return ErrClosed
+	}
 	if c.out.n == 0 {
 		n, err := sysWrite(int(c.fd), p)
 		if err != nil {
@@ -119,6 +122,9 @@ func (l *loop) flush(c *Conn) {
 	drained := c.out.n == 0
 	if drained {
 		c.updateInterest()
+		if c.shutWrite {
+			sysShutdownWrite(int(c.fd))
+		}
 	}
 	closing := drained && c.state == stateDraining
 	c.mu.Unlock()

@@ -51,6 +51,13 @@ type DecoderConfig struct {
 	ReadLimit int64
 }
 
+// ErrPause, returned by a FrameHandler method, stops Decode after the
+// current call without ending the decoder: Decode returns it with the
+// bytes taken so far, and the next Decode goes on from there (the driver
+// feeds it the rest later: a connection that stops reading on a full
+// queue stops exactly at a message's end).
+var ErrPause = errors.New("wire: decoding paused")
+
 // ErrDecoderReleased is what Feed returns after Release.
 var ErrDecoderReleased = errors.New("wire: decoder released")
 
@@ -149,20 +156,41 @@ func (d *Decoder) InMessage() bool { return d.rules.InMessage() }
 // returned. Feed unmasks payload bytes in place, so p must be writable and
 // is changed; the decoder keeps no reference to p.
 func (d *Decoder) Feed(p []byte) error {
+	_, err := d.Decode(p)
+	return err
+}
+
+// Decode is Feed that also reports how many bytes of p it took: all of
+// them, unless it stopped on an error, whose frame's bytes up to the point
+// of failure count as taken (a rejected header is taken whole, its payload
+// not). A driver that goes on reading the stream after a failure (to
+// discard up to the peer's close frame) starts at p[n:], with Left bytes of
+// the failed frame still to skip.
+func (d *Decoder) Decode(p []byte) (int, error) {
 	if d.err != nil {
-		return d.err
+		return 0, d.err
 	}
-	for len(p) > 0 {
-		n, err := d.step(p)
+	taken := 0
+	for taken < len(p) {
+		n, err := d.step(p[taken:])
+		taken += n
+		if err == ErrPause {
+			return taken, err
+		}
 		if err != nil {
 			d.err = err
 			d.dropControl()
-			return err
+			return taken, err
 		}
-		p = p[n:]
 	}
-	return nil
+	return taken, nil
 }
+
+// Left returns, after Decode stopped on an error, the payload bytes of the
+// frame it stopped in that the stream still holds: the whole payload of a
+// frame whose header was refused, the rest of one whose payload failed, -1
+// when the header itself could not be decoded (the stream is lost).
+func (d *Decoder) Left() int64 { return d.left }
 
 // step takes the next bytes of p for the current state and reports how
 // many it took.
@@ -189,12 +217,14 @@ func (d *Decoder) header(p []byte) (int, error) {
 		b, d.hn = d.hdr[:d.hn], 0
 		h, _, err := DecodeHeader(b)
 		if err != nil {
+			d.left = -1
 			return taken, err
 		}
 		return taken, d.begin(h)
 	}
 	h, n, err := DecodeHeader(b)
 	if err != nil {
+		d.left = -1
 		return n, err
 	}
 	return n, d.begin(h)
@@ -226,6 +256,7 @@ func (d *Decoder) gather(p []byte) (int, bool) {
 func (d *Decoder) begin(h Header) error {
 	op, err := d.rules.Next(h)
 	if err != nil {
+		d.left = h.Length // Left: the refused frame's payload is still to come
 		return err
 	}
 	d.key, d.pos, d.masked = h.Key, 0, h.Masked
@@ -244,6 +275,7 @@ func (d *Decoder) beginData(h Header, op Opcode) error {
 		d.valid.Reset()
 	}
 	if h.Length > d.limit-d.msg {
+		d.left = h.Length
 		return Errorf(CloseTooBig, "message of more than %d bytes", d.limit)
 	}
 	d.msg += h.Length
