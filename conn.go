@@ -140,7 +140,12 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 	}
 	c.wholeReads.Store(true) // as the README reads: see messageBuf
 	c.lastRecv.Store(c.openedAt.UnixNano())
+	// Everything another goroutine may touch is set before the registry
+	// lists the connection.
 	looped := cfg.wantsLoop(nc) && c.takeSocket(nc, br)
+	if !looped {
+		c.br = newConnReader(nc, br)
+	}
 	c.log = cfg.logger.With("conn", id, "role", role.String(), "remote", addrString(nc.RemoteAddr()))
 	c.logOpen()
 	if cfg.registry != nil {
@@ -149,7 +154,6 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 	if looped {
 		c.drv.pc.Start() // the engine runs while it holds a connection: it cannot have closed
 	} else {
-		c.br = newConnReader(nc, br)
 		go c.readLoop()
 	}
 	c.startKeepalive()
