@@ -404,7 +404,7 @@ func (d *driver) OnControl(h wire.Header, p []byte) error {
 func (d *driver) flushPong() bool {
 	c := d.c
 	for c.pong.waiting.Load() {
-		if d.pc.Queued() >= poll.DefaultWriteQueueLimit {
+		if d.pc.Queued() >= writeQueueLimit {
 			d.mu.Lock()
 			d.pongBlocked = true
 			d.pc.PauseRead()

@@ -83,6 +83,12 @@ var engine struct {
 	conns int // adopted and not yet closed (OnClose not yet run)
 }
 
+// writeQueueLimit bounds what an engine connection queues beyond what its
+// socket takes: past it Write waits, as a write on a full socket blocks
+// under the goroutine engine, so a slow reader is found as soon (the
+// hub's slow-consumer policy) and costs little more memory.
+const writeQueueLimit = 16 << 10
+
 // takeSocket hands nc to the engine, which calls h once the connection is
 // started. It fails, leaving nc open, when nc has no descriptor or the
 // engine cannot start.
@@ -90,7 +96,7 @@ func takeSocket(nc net.Conn, early []byte, h poll.Handler) (*poll.Conn, error) {
 	engine.mu.Lock()
 	defer engine.mu.Unlock()
 	if engine.e == nil {
-		e, err := poll.New(poll.Options{})
+		e, err := poll.New(poll.Options{WriteQueueLimit: writeQueueLimit})
 		if err != nil {
 			return nil, err
 		}
