@@ -427,14 +427,44 @@ func (d *driver) flushPong() bool {
 	return true
 }
 
-// writePong writes a pong frame straight to the engine's queue; the caller
-// holds the frame lock and has checked there is room.
-func (d *driver) writePong(p []byte) {
+// sendPing writes keepalive ping p from the loop, or, when a writer holds
+// the frame lock or the peer is not reading, from a goroutine that waits
+// for them.
+func (d *driver) sendPing(p *pendingPing) {
 	c := d.c
-	if c.closeSent.Load() || c.isDone() {
+	select {
+	case c.frameSem <- struct{}{}:
+	default:
+		go c.sendKeepalivePing(p)
 		return
 	}
-	h := wire.Header{Fin: true, Opcode: wire.OpPong, Length: int64(len(p))}
+	if d.pc.Queued() >= writeQueueLimit {
+		<-c.frameSem
+		go c.sendKeepalivePing(p)
+		return
+	}
+	if d.writeControl(wire.OpPing, p.payload[:]) {
+		c.pingWritten(p)
+	}
+	<-c.frameSem
+	if c.pong.waiting.Load() {
+		d.flushPong() // a ping that came meanwhile
+	}
+}
+
+// writePong writes a pong frame from the loop; the caller holds the frame
+// lock and has checked there is room.
+func (d *driver) writePong(p []byte) { d.writeControl(wire.OpPong, p) }
+
+// writeControl writes a control frame straight to the engine's queue; the
+// caller holds the frame lock and has checked there is room. It reports
+// whether the frame went out.
+func (d *driver) writeControl(op wire.Opcode, p []byte) bool {
+	c := d.c
+	if c.closeSent.Load() || c.isDone() {
+		return false
+	}
+	h := wire.Header{Fin: true, Opcode: op, Length: int64(len(p))}
 	if c.role == wire.Client {
 		h.Masked = true
 		k := rand.Uint32()
@@ -451,5 +481,7 @@ func (d *driver) writePong(p []byte) {
 	}
 	if err := d.pc.Send(buf[:n]); err != nil {
 		go c.writeFailed(d.lc.opErr("write", err))
+		return false
 	}
+	return true
 }

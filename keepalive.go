@@ -31,6 +31,7 @@ type keepalive struct {
 	waitFrom    int64
 	stopped     bool
 	stallWarned bool // this stall was logged
+	onLoop      bool // the timer is the event engine's: steps run on the loop
 }
 
 // KeepaliveTimeoutReason is the close reason of a connection whose peer did
@@ -65,7 +66,12 @@ func (c *conn) arm(d time.Duration) {
 	}
 	d = max(d, 0)
 	c.ka.due = c.cfg.clock.Now().Add(d).UnixNano()
-	if c.ka.timer == nil {
+	if c.ka.timer == nil && c.drv != nil && c.cfg.clock == clock.Real {
+		// The event engine's timer: steps run on the connection's loop,
+		// with every other ping that falls due then, and no goroutine.
+		c.ka.onLoop = true
+		c.ka.timer = c.drv.pc.AfterFunc(d, c.keepaliveOnLoop)
+	} else if c.ka.timer == nil {
 		c.ka.timer = c.cfg.clock.AfterFunc(d, c.keepaliveFire)
 	} else {
 		c.ka.timer.Reset(d)
@@ -81,6 +87,14 @@ func (c *conn) arm(d time.Duration) {
 func (c *conn) keepaliveFire() {
 	if p := c.keepaliveStep(); p != nil {
 		c.sendKeepalivePing(p)
+	}
+}
+
+// keepaliveOnLoop is keepaliveFire on the event engine's loop: the ping
+// goes out from there, unless a writer holds the frame lock.
+func (c *conn) keepaliveOnLoop() {
+	if p := c.keepaliveStep(); p != nil {
+		c.drv.sendPing(p)
 	}
 }
 
@@ -125,8 +139,13 @@ func (c *conn) keepaliveStep() *pendingPing {
 		}
 		c.ka.waiting = nil
 		c.ka.stopped = true
+		onLoop := c.ka.onLoop
 		c.ka.mu.Unlock()
-		c.keepaliveExpired()
+		if onLoop {
+			go c.keepaliveExpired() // it waits for the close frame to go out
+		} else {
+			c.keepaliveExpired()
+		}
 		return nil
 	}
 	next := time.Unix(0, c.ka.lastPing).Add(iv)
