@@ -11,11 +11,20 @@ BROWSER     := dashboard/browser
 
 .PHONY: test deps lint soak fuzz bench bench-full tether demo-cluster clean
 
+# Every test runs under both engines (docs/scale.md): the event engine,
+# where the loops read the sockets, and a reader goroutine per connection.
+ENGINES := poll goroutine
+
 test: deps lint
-	$(GO) test -race -count=1 -timeout 15m ./...
-	@echo "== conformance summary (Autobahn-style cases, both roles)"
-	@TETHER_CONFORMANCE_SUMMARY=1 $(GO) test -count=1 -v -run 'TestConformance$$' ./conformance/ 2>/dev/null \
-		| sed -n '/conformance summary/,/^server: /p'
+	@for e in $(ENGINES); do \
+		echo "== every test, TETHER_ENGINE=$$e"; \
+		TETHER_ENGINE=$$e $(GO) test -race -count=1 -timeout 15m ./... || exit 1; \
+	done
+	@for e in $(ENGINES); do \
+		echo "== conformance summary (Autobahn-style cases, both roles), TETHER_ENGINE=$$e"; \
+		TETHER_ENGINE=$$e TETHER_CONFORMANCE_SUMMARY=1 $(GO) test -count=1 -v -run 'TestConformance$$' ./conformance/ 2>/dev/null \
+			| sed -n '/conformance summary/,/^server: /p'; \
+	done
 
 # deps installs the real peers the interop tests talk to, and the browser
 # the dashboard test drives, only when missing.
