@@ -64,6 +64,7 @@ func serveCmd() *cobra.Command {
 	cmd.Flags().StringVar(&token, "token", "", "bearer token for the dashboard, its API and /metrics; without one only loopback clients see them (default $TETHER_TOKEN)")
 	cmd.Flags().StringVar(&st.cert, "tls-cert", "", "PEM certificate (chain): serve wss:// and https:// (with --tls-key; tether cert makes one for testing)")
 	cmd.Flags().StringVar(&st.key, "tls-key", "", "PEM private key of --tls-cert")
+	cmd.Flags().BoolVar(&st.reusePort, "reuseport", false, "listen with SO_REUSEPORT, so several tether serve processes share --addr's port (past one process's open-file limit)")
 	cf.register(cmd)
 	cl.register(cmd)
 	return cmd

@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
 )
 
-// serveTLS are serve's --tls-cert and --tls-key.
-type serveTLS struct{ cert, key string }
+// serveTLS are serve's listening flags: --tls-cert and --tls-key, and
+// --reuseport.
+type serveTLS struct {
+	cert, key string
+	reusePort bool
+}
 
 func (st serveTLS) check() error {
 	if (st.cert == "") != (st.key == "") {
@@ -28,7 +33,11 @@ func (st serveTLS) listen(addr string) (ln net.Listener, scheme string, err erro
 		}
 		cfg = &tls.Config{Certificates: []tls.Certificate{pair}, NextProtos: []string{"http/1.1"}}
 	}
-	ln, err = net.Listen("tcp", addr)
+	var lc net.ListenConfig
+	if st.reusePort {
+		lc.Control = reusePort
+	}
+	ln, err = lc.Listen(context.Background(), "tcp", addr)
 	if err != nil || cfg == nil {
 		return ln, "http", err
 	}

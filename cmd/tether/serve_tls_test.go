@@ -34,7 +34,7 @@ func startServeTLS(t *testing.T) (addr, certFile string) {
 	errc := make(chan error, 1)
 	opts := tether.ConnOptions{Logger: slog.New(slog.DiscardHandler)}
 	go func() {
-		err := runServeWith(ctx, "127.0.0.1:0", "", opts, clusterFlags{}, serveTLS{certFile, keyFile}, defaultLimits(), pw)
+		err := runServeWith(ctx, "127.0.0.1:0", "", opts, clusterFlags{}, serveTLS{cert: certFile, key: keyFile}, defaultLimits(), pw)
 		pw.Close()
 		errc <- err
 	}()
