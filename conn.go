@@ -18,9 +18,12 @@ import (
 // Conn is a WebSocket connection, client or server.
 //
 // Write, Writer, Ping and Close may be called concurrently with each other
-// and with one reader (Read, Reader or Serve). A background goroutine reads frames,
-// answers pings and sends keepalive pings, so control traffic flows even
-// while the application is not reading; it exits when the connection closes.
+// and with one reader (Read, Reader or Serve). The connection reads frames,
+// answers pings and sends keepalive pings in the background, so control
+// traffic flows even while the application is not reading: on a TCP or Unix
+// socket one of the event engine's loops does it, and an idle connection
+// owns no goroutine; on other connections (TLS, pipes) a goroutine of its
+// own, which exits when the connection closes (see Engine).
 type Conn struct {
 	*conn
 }

@@ -35,19 +35,25 @@ type server struct {
 
 // Serve calls handle for each message the connection receives, in order, one
 // at a time, until the connection ends, handle fails or ctx is done. It is
-// the fast way to read: there is no hand-over between goroutines and no
-// allocation per message. The connection's own reader goroutine calls handle
-// as soon as a message is complete (messages queued before Serve was called
-// go first), and p is a pooled buffer that is reused once handle returns:
-// copy what must outlive the call. handle may call Write, Writer, Ping, Close
-// and CloseNow.
+// the fast way to read: no allocation per message. handle is called as soon
+// as a message is complete (messages queued before Serve was called go
+// first), and p is a pooled buffer that is reused once handle returns: copy
+// what must outlive the call. handle may call Write, Writer, Ping, Close and
+// CloseNow.
 //
-// While handle runs the connection reads nothing more, as with gorilla's
-// ReadMessage loop or gws's OnMessage: pings wait for their pongs, keepalive
-// pongs are not seen (a handle call blocked past PingTimeout fails the
-// connection with 1011) and a peer's close frame waits. A Close called while
-// handle runs sends the close frame and returns nil without waiting for the
-// peer's; Serve returns once the handshake is over.
+// Under the event engine (Engine), handle runs on a worker goroutine, and
+// while it runs the connection goes on reading: it answers pings, takes
+// pongs and queues the messages that come, up to ReadAhead, then stops
+// reading until handle catches up, with keepalive's ping timeout suspended
+// meanwhile (the peer is not at fault). On a reader goroutine (TLS, pipes,
+// EngineGoroutine), handle runs on that goroutine, and while it runs the
+// connection reads nothing more, as with gorilla's ReadMessage loop or gws's
+// OnMessage: pings wait for their pongs, keepalive pongs are not seen (a
+// handle call blocked past PingTimeout fails the connection with 1011). In
+// both, a peer's close frame takes effect after every message received
+// before it has been handled. A Close called while handle runs sends the
+// close frame and returns nil without waiting for the peer's; Serve returns
+// once the handshake is over.
 //
 // Serve returns the connection's *CloseError when it ends, as Read does. When
 // handle returns an error, Serve closes the connection and returns that
@@ -96,11 +102,12 @@ func (c *Conn) Serve(ctx context.Context, handle func(typ MessageType, p []byte)
 }
 
 // Go serves the connection in the background: it calls handle for each
-// message as Serve does, on the connection's own reader goroutine, and returns
-// at once. It is the way to serve many connections: an HTTP handler that
-// calls Accept and then Go can return, and net/http frees the request, its
-// buffers and its goroutine, so an idle connection holds only Tether's
-// reader goroutine and its own state. Keep the request's context out of
+// message as Serve does, and returns at once. It is the way to serve many
+// connections: an HTTP handler that calls Accept and then Go can return,
+// and net/http frees the request, its buffers and its goroutine, so an idle
+// connection holds only its own state (and, on a reader goroutine, that
+// goroutine): handle runs on a worker goroutine started while the
+// connection has messages to handle. Keep the request's context out of
 // handle: net/http cancels it when the handler returns.
 //
 // Everything Serve says about handle holds: messages in order, one at a
@@ -111,8 +118,8 @@ func (c *Conn) Serve(ctx context.Context, handle func(typ MessageType, p []byte)
 //
 // done, if not nil, is called once when serving ends, with what Serve would
 // have returned: handle's error, or else the connection's *CloseError. It
-// runs on the reader goroutine after the connection has ended (before Go
-// returns if it had already ended), so it may call CloseNow and need not.
+// runs after the connection has ended (before Go returns if it had already
+// ended), so it may call CloseNow and need not.
 // There is no context: serving ends with the connection.
 //
 // Go returns ErrReadConflict, and serves nothing, while a Read, Reader or
