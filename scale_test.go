@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/tetherws/tether/internal/clock"
-	"github.com/tetherws/tether/internal/poll"
 )
 
 // Issue 17's promise, second half: a handler that blocks for a minute on
@@ -198,7 +197,7 @@ func TestBlockingHandlerStallsOnlyItself(t *testing.T) {
 		// The peer's queue is at its bound, and its Write waits: TCP
 		// pushes back all the way. (A peer with a reader goroutine
 		// blocks in the socket's write, out of sight.)
-		eventually(t, "the peer's writes to block", func() bool { return peer.drv.pc.Queued() >= poll.DefaultWriteQueueLimit })
+		eventually(t, "the peer's writes to block", func() bool { return peer.drv.pc.Queued() >= writeQueueLimit })
 	}
 
 	// A minute on the keepalive clock: six pings on every connection.
