@@ -1,5 +1,6 @@
-// Command benchrun runs the benchmark scenarios of issue 8 against Tether
-// and its peers and writes the tables to results/latest.md.
+// Command benchrun runs the benchmark scenarios of issues 8 and 17 against
+// Tether and its peers and writes the tables to results/latest.md, issue
+// 17's figures first as ratios with their targets.
 //
 // Each server runs in its own process pinned to one CPU and the neutral
 // load client (`tether bench`) in another pinned to the other CPU (taskset);
@@ -32,6 +33,10 @@ type runner struct {
 	tetherBin, serverBin, peerDir string
 	serverCPU, clientCPU          string
 	variants                      map[string]string
+	// tetherEnv is what the "tether" and "tether-serve" rows add to their
+	// environment: nothing (the engine Tether picks, auto) unless
+	// -tether-engine names one.
+	tetherEnv []string
 	// deadline is when the run stops repeating: past it, each scenario
 	// that is left is measured once per library.
 	deadline time.Time
@@ -55,7 +60,7 @@ type outcome struct {
 func main() {
 	profile := flag.String("profile", "quick", "quick (make bench: under 10 minutes) or full (make bench-full)")
 	runs := flag.Int("runs", 0, "runs per library and scenario (0: the profile's)")
-	only := flag.String("scenarios", "", "comma-separated scenario ids to run (default all: a,b,c,d,e-off,e-on,f,g,h,i-b,i-e)")
+	only := flag.String("scenarios", "", "comma-separated scenario ids to run (default: e-on,e-19k,f,b-100,b-10k,g,a,b,c,d,h,i-b; full adds e-off,i-e)")
 	libsFlag := flag.String("libs", "", "comma-separated libraries (default all)")
 	out := flag.String("out", "results/latest.md", "markdown report")
 	raw := flag.String("raw", "results/latest.json", "raw samples (JSON)")
@@ -64,6 +69,7 @@ func main() {
 	clientCPU := flag.String("client-cpu", "0", "CPU list the client is pinned to")
 	budget := flag.Duration("budget", 0, "time after which the scenarios left run once per library (0: the profile's)")
 	client := flag.String("client", "", "a prebuilt `tether` binary to use as the load client (default: build ../cmd/tether)")
+	engine := flag.String("tether-engine", "", "TETHER_ENGINE for the tether and tether-serve rows (default: unset, the engine Tether picks); tether-goroutine always runs with goroutine")
 	flag.Parse()
 
 	w := quick
@@ -83,6 +89,10 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
+	if *engine != "" {
+		r.tetherEnv = []string{engineVar + "=" + *engine}
+	}
+	env.engine = *engine
 	if *budget == 0 {
 		*budget = w.budget
 	}
@@ -91,6 +101,9 @@ func main() {
 	var selected []scenario
 	for _, sc := range scenarios(w) {
 		if *only != "" && !slices.Contains(strings.Split(*only, ","), sc.id) {
+			continue
+		}
+		if *only == "" && sc.fullOnly && *profile != "full" {
 			continue
 		}
 		sc.libs = slices.DeleteFunc(slices.Clone(sc.libs), func(l string) bool {
@@ -184,6 +197,7 @@ type environment struct {
 	Go       string            `json:"go"`
 	Versions map[string]string `json:"versions"`
 	missing  map[string]string
+	engine   string // -tether-engine
 	elapsed  time.Duration
 	profile  string
 	windows  windows
