@@ -119,6 +119,7 @@ func main() {
 		}
 	}
 	env.elapsed = time.Since(start)
+	env.Load = append(env.Load, loadAverage())
 	env.profile, env.windows = *profile, w
 	if err := writeRaw(*raw, env, results); err != nil {
 		fatal(err)
@@ -189,11 +190,14 @@ func brief(sc scenario, s sample) string {
 
 // environment describes the machine and the tools, for the report.
 type environment struct {
-	Date     time.Time         `json:"date"`
-	CPU      string            `json:"cpu"`
-	Cores    int               `json:"cores"`
-	Memory   string            `json:"memory"`
-	Kernel   string            `json:"kernel"`
+	Date   time.Time `json:"date"`
+	CPU    string    `json:"cpu"`
+	Cores  int       `json:"cores"`
+	Memory string    `json:"memory"`
+	Kernel string    `json:"kernel"`
+	// Load is the 1-minute load average when the run started and ended:
+	// the machine is shared, and other work moves the figures.
+	Load     []string          `json:"load"`
 	Go       string            `json:"go"`
 	Versions map[string]string `json:"versions"`
 	missing  map[string]string

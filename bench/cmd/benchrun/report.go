@@ -37,6 +37,7 @@ func describe(root, benchDir string) *environment {
 		fmt.Sscanf(strings.SplitN(string(b), "\n", 2)[0], "MemTotal: %f kB", &kb)
 		env.Memory = fmt.Sprintf("%.0f GiB", kb/(1<<20))
 	}
+	env.Load = []string{loadAverage()}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		env.Kernel = "Linux " + strings.TrimSpace(string(b))
 	}
@@ -71,6 +72,15 @@ func describe(root, benchDir string) *environment {
 		env.Versions["python"] = f[0] + " on Python " + f[1]
 	}
 	return env
+}
+
+// loadAverage is the 1-minute load average from /proc/loadavg.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
 }
 
 // value is a metric's median over a library's runs, and its spread.
@@ -154,7 +164,8 @@ func writeReport(path string, env *environment, scs []scenario, results map[stri
 	p("Written by `bench/cmd/benchrun -profile %s` (`make bench%s`) on %s, in %s.\n\n",
 		env.profile, map[string]string{"quick": "", "full": "-full"}[env.profile], env.Date.Format("2006-01-02 15:04 MST"), env.elapsed.Round(time.Second))
 	p("| | |\n|---|---|\n")
-	p("| machine | %s, %d cores, %s, %s |\n", env.CPU, env.Cores, env.Memory, env.Kernel)
+	p("| machine | %s, %d cores, %s, %s; load average %s at the start and the end of the run (other work shares the machine) |\n",
+		env.CPU, env.Cores, env.Memory, env.Kernel, strings.Join(env.Load, " and "))
 	p("| Go | %s |\n", env.Go)
 	p("| pinning | each server on CPU 1, the load client (`tether bench`, one raw-frame client for every server) on CPU 0, with `taskset` |\n")
 	quickNote := ""
