@@ -31,6 +31,12 @@ func atMost(limit float64) func(float64) bool  { return func(r float64) bool { r
 func below(limit float64) func(float64) bool   { return func(r float64) bool { return r < limit } }
 func atLeast(limit float64) func(float64) bool { return func(r float64) bool { return r >= limit } }
 
+// spreadOf is the lowest and highest of lib's runs of key in scenario sc.
+func spreadOf(results map[string]*outcome, sc, lib, key string) (lo, hi float64) {
+	v, _ := values(results[sc].Samples[lib], key)
+	return v.lo, v.hi
+}
+
 // medianOf is lib's median of key in scenario sc.
 func medianOf(results map[string]*outcome, sc, lib, key string) (float64, bool) {
 	o := results[sc]
@@ -86,7 +92,15 @@ func writeRatioTable(b *strings.Builder, title, note string, cols []ratioColumn,
 			case row.pass(r):
 				marks = append(marks, "PASS")
 			default:
-				marks = append(marks, "**MISS**")
+				// Would the target be met by some pair of the runs? Then the
+				// miss is within what the runs scatter.
+				nlo, nhi := spreadOf(results, c.sc, row.num, c.key)
+				dlo, dhi := spreadOf(results, c.sc, row.den, c.key)
+				if (dhi > 0 && row.pass(nlo/dhi)) || (dlo > 0 && row.pass(nhi/dlo)) {
+					marks = append(marks, "**MISS** (within the runs' spread)")
+				} else {
+					marks = append(marks, "**MISS**")
+				}
 			}
 		}
 		target := row.target
@@ -161,6 +175,12 @@ func writeKeepalive17(b *strings.Builder, results map[string]*outcome) {
 		}
 		return "**MISS**"
 	}
+	var behind []string
+	for _, lib := range []string{"tether", "tether-goroutine", "nbio", "gws", "rawtcp"} {
+		if c, ok := medianOf(results, "f", lib, "cadence_pct"); ok && c < 90 {
+			behind = append(behind, fmt.Sprintf("%s %.0f %%", libNames[lib], c))
+		}
+	}
 	if t, ok := medianOf(results, "f", "tether", "cpu_us_ping"); ok {
 		p("| %s, CPU per ping round trip | **%.2f µs** | ≤ 8 µs | %s |\n", libNames["tether"], t, mark(t <= 8))
 	} else {
@@ -186,6 +206,10 @@ func writeKeepalive17(b *strings.Builder, results map[string]*outcome) {
 		p("| %s | **%.2f** (%.2f / %.2f µs) | %s | %s |\n", label, r, n, d, orDash(row.target), res)
 	}
 	p("\n")
+	if len(behind) > 0 {
+		p("Behind their cadence in this run (pings answered of those due; the servers' CPU is shared with other work): %s. "+
+			"The CPU per round trip counts the pings that came.\n\n", strings.Join(behind, ", "))
+	}
 }
 
 func orDash(s string) string {

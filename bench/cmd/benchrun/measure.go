@@ -136,13 +136,13 @@ func keepaliveRun(w windows, conns int, interval time.Duration) func(context.Con
 		if res.PingsInWindow == 0 {
 			return nil, errors.New("no ping answered in the window")
 		}
-		// A server that falls behind its cadence (a loaded machine: the
-		// servers' CPU is shared) pings less often; its CPU per ping is
-		// still right, but it is not the figure asked for.
-		if want := float64(conns) * res.WindowS / interval.Seconds(); float64(res.PingsInWindow) < 0.9*want {
-			return nil, fmt.Errorf("only %d of the %.0f pings due in the window were answered (a loaded machine?)", res.PingsInWindow, want)
-		}
+		// A server starved of its CPU (the machine is shared) falls behind
+		// its cadence: the others skip nothing but ping late, Tether waits
+		// for a pong before its next ping. The CPU per round trip still
+		// holds; the report shows the share of the pings due that came.
+		due := float64(conns) * res.WindowS / interval.Seconds()
 		return sample{
+			"cadence_pct": float64(res.PingsInWindow) / due * 100,
 			"cpu_pct":     run.cpu / res.WindowS * 100,
 			"pings_s":     float64(res.PingsInWindow) / res.WindowS,
 			"cpu_us_ping": run.cpu / float64(res.PingsInWindow) * 1e6,

@@ -131,6 +131,7 @@ func scenarios(w windows) []scenario {
 				{key: "cpu_us_ping", label: "CPU µs/ping", lower: true, ratio: true, digits: 2},
 				{key: "cpu_pct", label: "server CPU % of a core", lower: true, digits: 1},
 				{key: "pings_s", label: "pings/s answered"},
+				{key: "cadence_pct", label: "% of the pings due", digits: 0},
 			},
 			measure: keepaliveRun(w, 19000, time.Second)},
 		{id: "b-100", title: "100 connections, 1 KiB echo, closed loop", libs: slices.Clone(ka17), runs: w.runs,
