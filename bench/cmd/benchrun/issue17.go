@@ -16,7 +16,6 @@ const noise = 0.05
 // ratioRow is one line of a ratio table: num's median over den's, per
 // column, and the target it is held to (none when pass is nil).
 type ratioRow struct {
-	label    string
 	num, den string
 	target   string
 	pass     func(ratio float64) bool
