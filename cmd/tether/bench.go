@@ -49,7 +49,7 @@ window starts, {"event":"done"} when it ends) and then the result.`,
 				return err
 			}
 			b.cfg.Header = h
-			b.out, b.errOut = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			b.in, b.out, b.errOut = cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()
 			b.progress = !b.json && !b.worker && isTerminal(os.Stderr)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -89,7 +89,10 @@ type benchRun struct {
 	progress bool
 	out      io.Writer
 	errOut   io.Writer
-	limit    int // open-file limit; 0 reads the process's
+	// in is where a worker waits, once connected, for the other workers
+	// of its split run: the parent closes it when all are connected.
+	in    io.Reader
+	limit int // open-file limit; 0 reads the process's
 }
 
 func (b *benchRun) run(ctx context.Context) error {
@@ -131,6 +134,13 @@ func (b *benchRun) local(ctx context.Context, limit int) error {
 	cfg.OnEvent = func(ev string) {
 		if b.json {
 			b.printEvent(ev)
+		}
+		if ev == "connected" && b.worker && b.in != nil {
+			// The warm-up and the window start when every process of the
+			// split run has its connections, so that the windows coincide:
+			// a process that connected first must not measure, and end,
+			// while another still dials.
+			io.Copy(io.Discard, b.in)
 		}
 		switch {
 		case ev == "measure" && b.progress:
@@ -190,7 +200,9 @@ func (b *benchRun) report(res *loadgen.Result) error {
 
 // split runs the load as procs copies of this program, each with its share
 // of the connections (and of the rate and message count), and merges what
-// they measured. Its "measure" event comes when every process has started
+// they measured. Each process waits, once connected, until all are (their
+// standard input is closed then), so their warm-ups and windows start
+// together. Its "measure" event comes when every process has started
 // measuring, "done" when every one has stopped.
 func (b *benchRun) split(ctx context.Context, procs, limit int) error {
 	exe, err := os.Executable()
@@ -206,13 +218,26 @@ func (b *benchRun) split(ctx context.Context, procs, limit int) error {
 		mu       sync.Mutex
 		seen     = map[string]int{}
 		children = make([]*child, procs)
+		stdins   []io.Closer
 		wg       sync.WaitGroup
 	)
+	// release lets every process go on past its connections: when all are
+	// connected, or when one has ended (the others must not wait for it).
+	release := sync.OnceFunc(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, in := range stdins {
+			in.Close()
+		}
+	})
 	onEvent := func(ev string) {
 		mu.Lock()
 		seen[ev]++
 		all := seen[ev] == procs
 		mu.Unlock()
+		if all && ev == "connected" {
+			release()
+		}
 		if all && b.json {
 			b.printEvent(ev)
 		}
@@ -239,13 +264,22 @@ func (b *benchRun) split(ctx context.Context, procs, limit int) error {
 		if err != nil {
 			return err
 		}
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		stdins = append(stdins, stdin)
+		mu.Unlock()
 		if err := cmd.Start(); err != nil {
+			release()
 			return err
 		}
 		c := &child{cmd: cmd}
 		children[i] = c
 		wg.Go(func() {
 			c.res, c.err = readWorker(stdout, onEvent)
+			release()
 			if werr := cmd.Wait(); c.err == nil && werr != nil {
 				c.err = werr
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -332,5 +333,55 @@ func TestBenchSplitsOverProcesses(t *testing.T) {
 		if !strings.Contains(string(out), ev) {
 			t.Errorf("output lacks %s:\n%s", ev, out)
 		}
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe to read while a run writes to it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestBenchWorkerWaitsForTheOthers: a process of a split run, once
+// connected, starts its warm-up and window only when the parent closes its
+// standard input (every process is connected then), so that the windows of
+// a split run coincide.
+func TestBenchWorkerWaitsForTheOthers(t *testing.T) {
+	url := benchServer(t, -1)
+	in, release := io.Pipe()
+	var out lockedBuffer
+	b := &benchRun{cfg: loadgen.Config{URLs: []string{url + "/echo"}, Mode: loadgen.Idle, Conns: 2, Duration: 100 * time.Millisecond},
+		worker: true, in: in, out: &out, errOut: io.Discard}
+	done := make(chan error, 1)
+	go func() { done <- b.run(context.Background()) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), `"event":"connected"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not connected after 10 s: %q", out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if strings.Contains(out.String(), `"event":"measure"`) {
+		t.Fatalf("measured before the others were connected: %q", out.String())
+	}
+	release.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"event":"done"`) {
+		t.Errorf("no window after the release: %q", out.String())
 	}
 }

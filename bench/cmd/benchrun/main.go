@@ -1,5 +1,6 @@
-// Command benchrun runs the benchmark scenarios of issue 8 against Tether
-// and its peers and writes the tables to results/latest.md.
+// Command benchrun runs the benchmark scenarios of issues 8 and 17 against
+// Tether and its peers and writes the tables to results/latest.md, issue
+// 17's figures first as ratios with their targets.
 //
 // Each server runs in its own process pinned to one CPU and the neutral
 // load client (`tether bench`) in another pinned to the other CPU (taskset);
@@ -32,6 +33,10 @@ type runner struct {
 	tetherBin, serverBin, peerDir string
 	serverCPU, clientCPU          string
 	variants                      map[string]string
+	// tetherEnv is what the "tether" and "tether-serve" rows add to their
+	// environment: nothing (the engine Tether picks, auto) unless
+	// -tether-engine names one.
+	tetherEnv []string
 	// deadline is when the run stops repeating: past it, each scenario
 	// that is left is measured once per library.
 	deadline time.Time
@@ -55,7 +60,7 @@ type outcome struct {
 func main() {
 	profile := flag.String("profile", "quick", "quick (make bench: under 10 minutes) or full (make bench-full)")
 	runs := flag.Int("runs", 0, "runs per library and scenario (0: the profile's)")
-	only := flag.String("scenarios", "", "comma-separated scenario ids to run (default all: a,b,c,d,e-off,e-on,f,g,h,i-b,i-e)")
+	only := flag.String("scenarios", "", "comma-separated scenario ids to run (default: e-on,e-19k,f,b-100,b-10k,g,a,b,c,d,h,i-b; full adds e-off,i-e)")
 	libsFlag := flag.String("libs", "", "comma-separated libraries (default all)")
 	out := flag.String("out", "results/latest.md", "markdown report")
 	raw := flag.String("raw", "results/latest.json", "raw samples (JSON)")
@@ -64,6 +69,7 @@ func main() {
 	clientCPU := flag.String("client-cpu", "0", "CPU list the client is pinned to")
 	budget := flag.Duration("budget", 0, "time after which the scenarios left run once per library (0: the profile's)")
 	client := flag.String("client", "", "a prebuilt `tether` binary to use as the load client (default: build ../cmd/tether)")
+	engine := flag.String("tether-engine", "", "TETHER_ENGINE for the tether and tether-serve rows (default: unset, the engine Tether picks); tether-goroutine always runs with goroutine")
 	flag.Parse()
 
 	w := quick
@@ -83,6 +89,10 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
+	if *engine != "" {
+		r.tetherEnv = []string{engineVar + "=" + *engine}
+	}
+	env.engine = *engine
 	if *budget == 0 {
 		*budget = w.budget
 	}
@@ -91,6 +101,9 @@ func main() {
 	var selected []scenario
 	for _, sc := range scenarios(w) {
 		if *only != "" && !slices.Contains(strings.Split(*only, ","), sc.id) {
+			continue
+		}
+		if *only == "" && sc.fullOnly && *profile != "full" {
 			continue
 		}
 		sc.libs = slices.DeleteFunc(slices.Clone(sc.libs), func(l string) bool {
@@ -106,6 +119,7 @@ func main() {
 		}
 	}
 	env.elapsed = time.Since(start)
+	env.Load = append(env.Load, loadAverage())
 	env.profile, env.windows = *profile, w
 	if err := writeRaw(*raw, env, results); err != nil {
 		fatal(err)
@@ -140,28 +154,42 @@ func (r *runner) runScenario(ctx context.Context, sc scenario) *outcome {
 			if ctx.Err() != nil {
 				return o
 			}
-			r.lastErrors = nil
-			s, err := sc.measure(ctx, r, lib)
-			for k, v := range r.lastErrors {
-				if o.ClientErrors == nil {
-					o.ClientErrors = map[string]map[string]int64{}
-				}
-				if o.ClientErrors[lib] == nil {
-					o.ClientErrors[lib] = map[string]int64{}
-				}
-				o.ClientErrors[lib][k] += v
-			}
-			if err != nil {
-				o.Errors[lib] = append(o.Errors[lib], err.Error())
-				fmt.Fprintf(os.Stderr, "(%s) run %d/%d %-8s failed: %v\n", sc.id, run+1, sc.runs, lib, err)
-				continue
-			}
-			o.Samples[lib] = append(o.Samples[lib], s)
-			fmt.Fprintf(os.Stderr, "(%s) run %d/%d %-8s %s\n", sc.id, run+1, sc.runs, lib, brief(sc, s))
+			r.measureOnce(ctx, sc, o, lib, fmt.Sprintf("run %d/%d", run+1, sc.runs))
+		}
+	}
+	// A library none of whose runs gave a figure gets one more try: on
+	// this shared machine a server starved of its CPU falls behind now and
+	// then. The report still counts the failed run.
+	for _, lib := range sc.libs {
+		if len(o.Samples[lib]) == 0 && len(o.Errors[lib]) > 0 && ctx.Err() == nil {
+			r.measureOnce(ctx, sc, o, lib, "retry")
 		}
 	}
 	fmt.Fprintf(os.Stderr, "(%s) %s: %s\n", sc.id, sc.title, time.Since(t0).Round(100*time.Millisecond))
 	return o
+}
+
+// measureOnce measures lib once and records the sample, or the error, and
+// the client's error counts in o.
+func (r *runner) measureOnce(ctx context.Context, sc scenario, o *outcome, lib, label string) {
+	r.lastErrors = nil
+	s, err := sc.measure(ctx, r, lib)
+	for k, v := range r.lastErrors {
+		if o.ClientErrors == nil {
+			o.ClientErrors = map[string]map[string]int64{}
+		}
+		if o.ClientErrors[lib] == nil {
+			o.ClientErrors[lib] = map[string]int64{}
+		}
+		o.ClientErrors[lib][k] += v
+	}
+	if err != nil {
+		o.Errors[lib] = append(o.Errors[lib], err.Error())
+		fmt.Fprintf(os.Stderr, "(%s) %s %-8s failed: %v\n", sc.id, label, lib, err)
+		return
+	}
+	o.Samples[lib] = append(o.Samples[lib], s)
+	fmt.Fprintf(os.Stderr, "(%s) %s %-8s %s\n", sc.id, label, lib, brief(sc, s))
 }
 
 func brief(sc scenario, s sample) string {
@@ -176,14 +204,18 @@ func brief(sc scenario, s sample) string {
 
 // environment describes the machine and the tools, for the report.
 type environment struct {
-	Date     time.Time         `json:"date"`
-	CPU      string            `json:"cpu"`
-	Cores    int               `json:"cores"`
-	Memory   string            `json:"memory"`
-	Kernel   string            `json:"kernel"`
+	Date   time.Time `json:"date"`
+	CPU    string    `json:"cpu"`
+	Cores  int       `json:"cores"`
+	Memory string    `json:"memory"`
+	Kernel string    `json:"kernel"`
+	// Load is the 1-minute load average when the run started and ended:
+	// the machine is shared, and other work moves the figures.
+	Load     []string          `json:"load"`
 	Go       string            `json:"go"`
 	Versions map[string]string `json:"versions"`
 	missing  map[string]string
+	engine   string // -tether-engine
 	elapsed  time.Duration
 	profile  string
 	windows  windows

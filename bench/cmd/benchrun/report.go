@@ -15,8 +15,9 @@ import (
 )
 
 var libNames = map[string]string{
-	"tether": "**tether**", "gorilla": "gorilla/websocket", "coder": "coder/websocket", "gobwas": "gobwas/ws",
-	"gws": "lxzan/gws", "rawtcp": "raw TCP (limit)", "node": "Node ws", "python": "python-websockets",
+	"tether": "**tether**", "tether-goroutine": "**tether**, goroutine engine", "tether-serve": "`tether serve`",
+	"gorilla": "gorilla/websocket", "coder": "coder/websocket", "gobwas": "gobwas/ws",
+	"gws": "lxzan/gws", "nbio": "lesismal/nbio", "rawtcp": "raw TCP (limit)", "node": "Node ws", "python": "python-websockets",
 }
 
 // describe gathers the machine and the versions of everything compared.
@@ -36,6 +37,7 @@ func describe(root, benchDir string) *environment {
 		fmt.Sscanf(strings.SplitN(string(b), "\n", 2)[0], "MemTotal: %f kB", &kb)
 		env.Memory = fmt.Sprintf("%.0f GiB", kb/(1<<20))
 	}
+	env.Load = []string{loadAverage()}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		env.Kernel = "Linux " + strings.TrimSpace(string(b))
 	}
@@ -44,7 +46,7 @@ func describe(root, benchDir string) *environment {
 		for sc.Scan() {
 			fs := strings.Fields(sc.Text())
 			if len(fs) >= 2 && strings.Contains(fs[0], "/") && strings.HasPrefix(fs[1], "v") {
-				for lib, path := range map[string]string{"gorilla": "gorilla/websocket", "coder": "coder/websocket", "gobwas": "gobwas/ws", "gws": "lxzan/gws"} {
+				for lib, path := range map[string]string{"gorilla": "gorilla/websocket", "coder": "coder/websocket", "gobwas": "gobwas/ws", "gws": "lxzan/gws", "nbio": "lesismal/nbio"} {
 					if strings.HasSuffix(fs[0], path) {
 						env.Versions[lib] = fs[1]
 					}
@@ -70,6 +72,15 @@ func describe(root, benchDir string) *environment {
 		env.Versions["python"] = f[0] + " on Python " + f[1]
 	}
 	return env
+}
+
+// loadAverage is the 1-minute load average from /proc/loadavg.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
 }
 
 // value is a metric's median over a library's runs, and its spread.
@@ -153,26 +164,38 @@ func writeReport(path string, env *environment, scs []scenario, results map[stri
 	p("Written by `bench/cmd/benchrun -profile %s` (`make bench%s`) on %s, in %s.\n\n",
 		env.profile, map[string]string{"quick": "", "full": "-full"}[env.profile], env.Date.Format("2006-01-02 15:04 MST"), env.elapsed.Round(time.Second))
 	p("| | |\n|---|---|\n")
-	p("| machine | %s, %d cores, %s, %s |\n", env.CPU, env.Cores, env.Memory, env.Kernel)
+	p("| machine | %s, %d cores, %s, %s; load average %s at the start and the end of the run (other work shares the machine) |\n",
+		env.CPU, env.Cores, env.Memory, env.Kernel, strings.Join(env.Load, " and "))
 	p("| Go | %s |\n", env.Go)
 	p("| pinning | each server on CPU 1, the load client (`tether bench`, one raw-frame client for every server) on CPU 0, with `taskset` |\n")
-	p("| runs | median of %d runs per row ((e), (f), (h): %d, %d, %d); echo windows %s after a %s warm-up; libraries in a rotating order |\n",
-		env.windows.runs, env.windows.memRuns, env.windows.scaleRuns, env.windows.scaleRuns, env.windows.echo, env.windows.warmup)
+	quickNote := ""
+	if env.profile == "quick" {
+		quickNote = fmt.Sprintf("; past %s of running, the scenarios left run once (issue 17's come first); (e-off) and (i-e) only in `make bench-full`", env.windows.budget)
+	}
+	p("| runs | median of %d runs per row ((e), (f), (h): %d, %d, %d); echo windows %s after a %s warm-up; libraries in a rotating order%s |\n",
+		env.windows.runs, env.windows.memRuns, env.windows.scaleRuns, env.windows.scaleRuns, env.windows.echo, env.windows.warmup, quickNote)
 	var vs []string
-	for _, lib := range []string{"gorilla", "coder", "gobwas", "gws", "node", "python"} {
+	for _, lib := range []string{"gorilla", "coder", "gobwas", "gws", "nbio", "node", "python"} {
 		if v := env.Versions[lib]; v != "" {
 			vs = append(vs, libNames[lib]+" "+v)
 		} else if m := env.missing[lib]; m != "" {
 			vs = append(vs, libNames[lib]+": skipped, "+m)
 		}
 	}
-	p("| peers | %s |\n\n", strings.Join(vs, ", "))
+	p("| peers | %s |\n", strings.Join(vs, ", "))
+	engine := "auto (`TETHER_ENGINE` unset: the engine Tether picks)"
+	if env.engine != "" {
+		engine = "`TETHER_ENGINE=" + env.engine + "`"
+	}
+	p("| Tether's rows | **tether**: the library (benchserver: `Accept`, then `Go`), engine %s; **tether**, goroutine engine: the same server with `TETHER_ENGINE=goroutine`; "+
+		"`tether serve`: the command's /echo, engine as **tether**'s |\n\n", engine)
 	p("The machine is shared with other engineers' tests, so throughput and latency move from run to run " +
 		"(the ± after the first figure of a row is half the range of its runs). On 2 cores the client's core saturates " +
 		"before a good server's does, so messages/s cannot rank the fast servers: **server CPU time per message** " +
 		"(from /proc/PID/stat over the measured window) does. \"vs best peer\" is the figure against the best peer's " +
-		"(gorilla, coder, gobwas, gws, Node ws, python-websockets): 1.00 or more means at least as good. " +
+		"(gorilla, coder, gobwas, gws, nbio, Node ws, python-websockets): 1.00 or more means at least as good. " +
 		"Raw TCP is the limit, not a peer. How each server is written: [docs/bench.md](../../docs/bench.md).\n\n")
+	writeIssue17(&b, results)
 	writeAcceptance(&b, results)
 	for _, sc := range scs {
 		writeTable(&b, sc, results[sc.id])
@@ -352,7 +375,7 @@ func writeAcceptance(b *strings.Builder, results map[string]*outcome) {
 			}
 			return fmt.Sprintf("tether %.1f KiB, gobwas %.1f KiB", t, g.med), t < g.med
 		}},
-		{"(f) keepalive, 20,000 conns at 1 s: < 2 % of one core", "f", "cpu_pct", true, func(t float64, o *outcome) (string, bool) {
+		{"(f) keepalive, 19,000 conns at 1 s: < 2 % of one core", "f", "cpu_pct", true, func(t float64, o *outcome) (string, bool) {
 			fig := fmt.Sprintf("%.2f %% of one core", t)
 			if raw, ok := values(o.Samples["rawtcp"], "cpu_pct"); ok {
 				fig += fmt.Sprintf(" (raw TCP floor %.2f %%)", raw.med)
