@@ -2,6 +2,7 @@ package tether
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -31,10 +32,15 @@ import (
 // because the peer does not read stops reading too, until the queue
 // drains.
 type driver struct {
-	c   *conn
-	pc  *poll.Conn
-	lc  *loopConn
-	dec wire.Decoder
+	c     *conn
+	pc    *poll.Conn
+	dec   wire.Decoder
+	addrs sockAddrs
+
+	// net.Conn (loopconn.go): under mu
+	wdl   int64              // write deadline, unix nanos; 0 for none
+	wstop context.CancelFunc // ends a Write waiting for room when the deadline moves
+	pull  *pullBuf           // made when the end phase begins
 
 	// the message being assembled; the loop's alone
 	cur        *[]byte
@@ -45,7 +51,8 @@ type driver struct {
 	hdr        wire.Header
 
 	// Reading is paused while either holds; they change, and the engine
-	// is told, under mu, so that a resume cannot overtake a pause.
+	// is told, under mu, so that a resume cannot overtake a pause. mu also
+	// guards the net.Conn side's fields and the serving state below.
 	mu          sync.Mutex
 	stalled     bool // for room in the inbox
 	pongBlocked bool // until the write queue drains, for a pong
@@ -75,22 +82,21 @@ func (c *conn) takeSocket(nc net.Conn, early *bufio.Reader) bool {
 	if early != nil && early.Buffered() > 0 {
 		leftover, _ = early.Peek(early.Buffered())
 	}
-	d := &driver{c: c}
-	d.lc = &loopConn{raddr: nc.RemoteAddr(), laddr: nc.LocalAddr(), linger: c.cfg.closeTimeout}
+	d := &driver{c: c, addrs: addrsOf(nc)}
 	d.dec.Init(wire.DecoderConfig{Role: c.role, AllowRsv1: c.deflate != nil, ReadLimit: c.cfg.readLimit}, d)
 	pc, err := takeSocket(nc, leftover, d)
 	if err != nil {
 		return false
 	}
-	d.pc, d.lc.pc = pc, pc
-	c.drv, c.nc = d, d.lc
+	d.pc = pc
+	c.drv, c.nc = d, d
 	return true
 }
 
 // OnData decodes what the loop read.
 func (d *driver) OnData(_ *poll.Conn, p []byte) {
 	if d.ended.Load() {
-		d.lc.feed(p)
+		d.feed(p)
 		return
 	}
 	d.c.lastRecv.Store(d.c.cfg.clock.Now().UnixNano())
@@ -100,7 +106,7 @@ func (d *driver) OnData(_ *poll.Conn, p []byte) {
 	case err == wire.ErrPause:
 		d.pc.Unread(p[n:]) // delivered first when reading resumes
 	case err == errEnd:
-		d.lc.feed(p[n:]) // the client's drain reads up to the server's EOF
+		d.feed(p[n:]) // the client's drain reads up to the server's EOF
 	default:
 		// The peer broke the protocol: fail the connection in order, then
 		// linger, discarding up to its close frame.
@@ -119,8 +125,8 @@ func (d *driver) toEnd(rest []byte) {
 		d.pc.ResumeRead()
 	}
 	d.mu.Unlock()
-	d.c.br = newConnReader(d.lc, nil)
-	d.lc.startPull(rest)
+	d.c.br = newConnReader(d, nil)
+	d.startPull(rest)
 }
 
 // OnClose runs once the socket is closed: by the peer, by an error, or
@@ -138,13 +144,13 @@ func (d *driver) OnClose(_ *poll.Conn, err error) {
 		err = io.ErrUnexpectedEOF
 	}
 	if d.ended.Load() {
-		d.lc.endPull(err)
+		d.endPull(err)
 		return
 	}
 	d.toEnd(nil)
-	d.lc.endPull(err)
+	d.endPull(err)
 	if err != io.EOF && err != io.ErrUnexpectedEOF && !errors.Is(err, net.ErrClosed) {
-		err = d.lc.opErr("read", err)
+		err = d.opErr("read", err)
 	}
 	go d.c.endReading(func() { d.c.readFailed(err) })
 }
@@ -480,7 +486,7 @@ func (d *driver) writeControl(op wire.Opcode, p []byte) bool {
 		c.logFrame(">", h, p)
 	}
 	if err := d.pc.Send(buf[:n]); err != nil {
-		go c.writeFailed(d.lc.opErr("write", err))
+		go c.writeFailed(d.opErr("write", err))
 		return false
 	}
 	return true
