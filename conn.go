@@ -36,7 +36,7 @@ type conn struct {
 	nc          net.Conn
 	br          *connReader
 	cfg         connConfig
-	log         *slog.Logger
+	log         connLog // its records, with its attributes (log.go)
 	subprotocol string
 	path        string // request path (server) or URL (client)
 	openedAt    time.Time
@@ -140,7 +140,7 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 	}
 	c.wholeReads.Store(true) // as the README reads: see messageBuf
 	c.lastRecv.Store(c.openedAt.UnixNano())
-	c.log = cfg.logger.With("conn", id, "role", role.String(), "remote", addrString(nc.RemoteAddr()))
+	c.log = connLog{c}
 	c.logOpen()
 	if cfg.registry != nil {
 		cfg.registry.add(c)
@@ -160,7 +160,7 @@ func (c *conn) logOpen() {
 	if c.role == wire.Client {
 		where = "url"
 	}
-	c.log.Info("connection open", where, c.path, "local", c.addrs().local, "subprotocol", c.subprotocol,
+	c.log.Info("connection open", where, c.path, "local", addrString(c.nc.LocalAddr()), "subprotocol", c.subprotocol,
 		"ping_interval", c.pingIntervalOrZero(), "ping_timeout", c.pingTimeoutOrZero())
 }
 
