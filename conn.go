@@ -59,9 +59,9 @@ type conn struct {
 	client    unique.Handle[clientID]   // a server connection's client (clients.go)
 
 	// write side
-	msgSem   chan struct{} // held for a whole data message
-	frameSem chan struct{} // held for one frame
-	wb       writeBinding  // the context writes follow; see deadline.go
+	msgSem   sema                         // held for a whole data message
+	frameSem sema                         // held for one frame
+	wb       atomic.Pointer[writeBinding] // the context writes follow; see deadline.go
 	pong     pendingPong
 
 	// pings
@@ -73,8 +73,10 @@ type conn struct {
 	closeMu   sync.Mutex
 	sent      *CloseFrame
 	rcvd      *CloseFrame
-	done      chan struct{} // closed by finish
-	err       *CloseError   // set before done is closed
+	done      chan struct{} // closed by finish; made by doneChan, under closeMu
+	err       *CloseError   // set before finished
+	finished  atomic.Bool   // finish has run: isDone
+	doneMade  atomic.Bool   // done is made
 	finishMu  sync.Once
 	closeSent atomic.Bool
 	aborting  sync.Mutex  // held while an abort sends its close frame
@@ -129,9 +131,6 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 		callSite:    cfg.callSite,
 		slot:        cfg.slot,
 		client:      cfg.client,
-		msgSem:      make(chan struct{}, 1),
-		frameSem:    make(chan struct{}, 1),
-		done:        make(chan struct{}),
 	}
 	c.rules.Role = role
 	if cfg.deflate != nil {
@@ -190,17 +189,15 @@ func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
 func (c *Conn) Path() string { return c.path }
 
 // Done is closed when the connection has closed; Err then says how.
-func (c *Conn) Done() <-chan struct{} { return c.done }
+func (c *Conn) Done() <-chan struct{} { return c.doneChan() }
 
 // Err returns the *CloseError that ended the connection, or nil while it is
 // open.
 func (c *Conn) Err() error {
-	select {
-	case <-c.done:
+	if c.isDone() {
 		return c.err
-	default:
-		return nil
 	}
+	return nil
 }
 
 // Latency returns the round-trip time of the last answered ping, zero before
@@ -285,10 +282,8 @@ func unixTime(n int64) time.Time {
 }
 
 func (c *conn) state() string {
-	select {
-	case <-c.done:
+	if c.isDone() {
 		return "closed"
-	default:
 	}
 	if c.closeSent.Load() {
 		return "closing"

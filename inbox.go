@@ -160,7 +160,7 @@ func (c *conn) nextMessage(ctx context.Context) (message, error) {
 		}
 		select {
 		case <-q.ready:
-		case <-c.done:
+		case <-c.doneChan():
 			if m, ok := q.take(); ok {
 				return m, nil
 			}
@@ -203,7 +203,7 @@ func (c *conn) waitRoom(q *inbox) bool {
 			}
 		case <-closing:
 			return true
-		case <-c.done:
+		case <-c.doneChan():
 			return false
 		}
 	}

@@ -42,6 +42,6 @@ func (c *conn) inOrder() {
 	select {
 	case <-hold:
 	case <-closing:
-	case <-c.done:
+	case <-c.doneChan():
 	}
 }

@@ -40,7 +40,7 @@ func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
 	select {
 	case rtt := <-p.done:
 		return rtt, nil
-	case <-c.done:
+	case <-c.doneChan():
 		return 0, c.err
 	case <-ctx.Done():
 		c.forgetPing(p)
