@@ -2,13 +2,16 @@ package tether
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 	"unique"
 
 	"github.com/google/uuid"
@@ -32,7 +35,7 @@ type Conn struct {
 // Small fields sit beside others of their size, so that the struct packs
 // into the 768-byte size class: every idle connection holds one.
 type conn struct {
-	id          string
+	id          connID
 	nc          net.Conn
 	br          *connReader
 	cfg         connConfig
@@ -115,12 +118,8 @@ type connStats struct {
 // newConn wraps an upgraded net.Conn. br holds bytes already read past the
 // handshake; it may be nil.
 func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subprotocol, path string) *Conn {
-	id := cfg.id
-	if id == "" {
-		id = uuid.Must(uuid.NewV7()).String()
-	}
 	c := &conn{
-		id:          id,
+		id:          newConnID(cfg.id),
 		role:        role,
 		nc:          nc,
 		br:          newConnReader(nc, br),
@@ -171,7 +170,7 @@ func addrString(a net.Addr) string {
 }
 
 // ID returns the connection ID, the "conn" attribute of its log records.
-func (c *Conn) ID() string { return c.id }
+func (c *Conn) ID() string { return c.id.String() }
 
 // Role returns "client" or "server".
 func (c *Conn) Role() string { return c.role.String() }
@@ -240,7 +239,7 @@ type Stats struct {
 func (c *Conn) Stats() Stats {
 	n, b := c.queued()
 	return Stats{
-		ID:            c.id,
+		ID:            c.id.String(),
 		Role:          c.role.String(),
 		State:         c.state(),
 		OpenedAt:      c.openedAt,
@@ -298,4 +297,48 @@ func (c *conn) pingTimeoutOrZero() time.Duration {
 		return 0
 	}
 	return max(c.cfg.pingTimeout, 0)
+}
+
+// connID is a connection's ID. A generated one, a UUIDv7, is kept as its 16
+// bytes and formatted when a record, a snapshot or ID asks, rather than
+// held as 36 bytes of text by every connection; so is an ID from
+// ConnOptions.ID that is a UUID in the canonical form String gives back.
+// Any other given ID is kept as given.
+type connID struct {
+	uuid uuid.UUID
+	name *string // the given ID when it is not a canonical UUID, else nil
+}
+
+// newConnID returns the ID ConnOptions.ID gave, or a new UUIDv7 when empty.
+func newConnID(given string) connID {
+	if given == "" {
+		return connID{uuid: uuid.Must(uuid.NewV7())}
+	}
+	return parseConnID(given)
+}
+
+// parseConnID returns the connID whose text is id.
+func parseConnID(id string) connID {
+	if len(id) == 36 && strings.IndexFunc(id, unicode.IsUpper) < 0 {
+		if u, err := uuid.Parse(id); err == nil {
+			return connID{uuid: u}
+		}
+	}
+	return connID{name: &id}
+}
+
+// String returns the ID as ID and the "conn" attribute give it.
+func (id connID) String() string {
+	if id.name != nil {
+		return *id.name
+	}
+	return id.uuid.String()
+}
+
+// compare orders IDs by their text.
+func (id connID) compare(o connID) int {
+	if id.name == nil && o.name == nil {
+		return bytes.Compare(id.uuid[:], o.uuid[:])
+	}
+	return strings.Compare(id.String(), o.String())
 }

@@ -85,7 +85,7 @@ func (c *Conn) Info() ConnInfo { return c.info() }
 func (c *conn) info() ConnInfo {
 	st := &c.stats
 	info := ConnInfo{
-		ID:            c.id,
+		ID:            c.id.String(),
 		Role:          c.role.String(),
 		Remote:        c.addrs().remote,
 		Local:         c.addrs().local,

@@ -195,7 +195,7 @@ func (c *conn) keepaliveExpired() {
 // publish sends a keepalive event to the connection's registry.
 func (c *conn) publish(e Event) {
 	if r := c.cfg.registry; r != nil {
-		e.ConnID = c.id
+		e.ConnID = c.id.String()
 		r.publish(e)
 	}
 }

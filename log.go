@@ -117,7 +117,7 @@ func (l connLog) log(ctx context.Context, level slog.Level, msg string, args []a
 	var pcs [1]uintptr
 	runtime.Callers(3, pcs[:]) // skip runtime.Callers, log and its caller
 	r := slog.NewRecord(time.Now(), level, msg, pcs[0])
-	r.AddAttrs(slog.String("conn", l.c.id), slog.String("role", l.c.role.String()),
+	r.AddAttrs(slog.String("conn", l.c.id.String()), slog.String("role", l.c.role.String()),
 		slog.String("remote", addrString(l.c.nc.RemoteAddr())))
 	r.Add(args...)
 	_ = lg.Handler().Handle(ctx, r)
