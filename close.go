@@ -159,17 +159,17 @@ func (c *conn) endRead() {
 // finished, made by the first caller: most connections end without anyone
 // waiting on one.
 func (c *conn) doneChan() <-chan struct{} {
-	if c.doneMade.Load() {
+	if c.doneState.Load()&doneMade != 0 {
 		return c.done
 	}
 	c.closeMu.Lock()
 	defer c.closeMu.Unlock()
 	if c.done == nil {
 		c.done = make(chan struct{})
-		if c.finished.Load() {
+		if c.isDone() {
 			close(c.done)
 		}
-		c.doneMade.Store(true) // after done: whoever sees it set sees done
+		c.doneState.Or(doneMade) // after done: whoever sees it set sees done
 	}
 	return c.done
 }
@@ -398,7 +398,7 @@ func (c *conn) finish(ce *CloseError) {
 		ce.at = c.cfg.clock.Now()
 		c.err = ce
 		c.closeMu.Lock()
-		c.finished.Store(true) // after err: isDone says err is set
+		c.doneState.Or(doneFinished) // after err: isDone says err is set
 		if c.done != nil {
 			close(c.done)
 		}
@@ -411,7 +411,7 @@ func (c *conn) finish(ce *CloseError) {
 		}
 		if c.log.Enabled(context.Background(), slog.LevelInfo) {
 			c.log.Info("connection closed", "code", int(ce.Code), "reason", ce.Reason,
-				"duration", c.cfg.clock.Now().Sub(c.openedAt), "initiator", ce.Initiator)
+				"duration", c.cfg.clock.Now().Sub(c.opened()), "initiator", ce.Initiator)
 		}
 		if ce.Err != nil && !errors.Is(ce.Err, net.ErrClosed) && c.log.Enabled(context.Background(), slog.LevelDebug) {
 			c.log.Debug("connection error", "error", ce.Err)

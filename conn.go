@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"strings"
 	"sync"
@@ -33,16 +34,18 @@ type Conn struct {
 // without Close becomes unreachable and its leak can be detected.
 //
 // Small fields sit beside others of their size, so that the struct packs
-// into the 768-byte size class: every idle connection holds one.
+// into the 576-byte size class (568 bytes and the allocator's header):
+// every idle connection holds one. Settings
+// are shared (shareConfig); what few connections use is made on first use.
 type conn struct {
 	id          connID
 	nc          net.Conn
 	br          *connReader
-	cfg         connConfig
-	log         connLog // its records, with its attributes (log.go)
+	cfg         *connConfig // shared: see shareConfig
+	log         connLog     // its records, with its attributes (log.go)
 	subprotocol string
-	path        string // request path (server) or URL (client)
-	openedAt    time.Time
+	path        string     // request path (server) or URL (client)
+	openedAt    int64      // unix nanos: see opened
 	callSite    *site      // where Dial or Accept was called
 	slot        *limitSlot // its place in AcceptOptions.Limit, or nil
 
@@ -77,9 +80,8 @@ type conn struct {
 	sent      *CloseFrame
 	rcvd      *CloseFrame
 	done      chan struct{} // closed by finish; made by doneChan, under closeMu
-	err       *CloseError   // set before finished
-	finished  atomic.Bool   // finish has run: isDone
-	doneMade  atomic.Bool   // done is made
+	err       *CloseError   // set before doneFinished
+	doneState atomic.Uint32 // doneFinished, doneMade
 	finishMu  sync.Once
 	closeSent atomic.Bool
 	aborting  sync.Mutex  // held while an abort sends its close frame
@@ -91,8 +93,7 @@ type conn struct {
 	closing  chan struct{} // closed when the close frame is queued (sent != nil)
 	readDone chan struct{} // closed when the read loop is over (readOver)
 
-	stats    connStats
-	addrText atomic.Pointer[connAddrs] // see addrs
+	stats connStats
 
 	// wholeReads says the application last took a message with Read, not
 	// Reader or Serve: see messageBuf.
@@ -109,11 +110,39 @@ type connStats struct {
 	messagesIn, messagesOut atomic.Int64
 	bytesIn, bytesOut       atomic.Int64
 	pingsSent, pongsRcvd    atomic.Int64
-	timeouts                atomic.Int64
-	readStalls, discarded   atomic.Int64
-	lastPingAt, lastPongAt  atomic.Int64 // unix nanos, 0 before the first
-	rtt                     atomic.Int64 // nanoseconds
+	lastPingAt, lastPongAt  atomic.Int64              // unix nanos, 0 before the first
+	rtt                     atomic.Int64              // nanoseconds
+	seldom                  atomic.Pointer[rareStats] // see rare
 }
+
+// rareStats count what most connections never see, made by the first
+// (see rare).
+type rareStats struct {
+	timeouts, readStalls, discarded atomic.Int64
+}
+
+// rare returns the rare counters, making them.
+func (s *connStats) rare() *rareStats {
+	if r := s.seldom.Load(); r != nil {
+		return r
+	}
+	s.seldom.CompareAndSwap(nil, new(rareStats))
+	return s.seldom.Load()
+}
+
+// rareCounts returns the rare counters' values, zero when never made.
+func (s *connStats) rareCounts() (timeouts, readStalls, discarded int64) {
+	if r := s.seldom.Load(); r != nil {
+		return r.timeouts.Load(), r.readStalls.Load(), r.discarded.Load()
+	}
+	return 0, 0, 0
+}
+
+// The bits of conn.doneState.
+const (
+	doneFinished = 1 << iota // finish has run: isDone
+	doneMade                 // done is made
+)
 
 // newConn wraps an upgraded net.Conn. br holds bytes already read past the
 // handshake; it may be nil.
@@ -123,10 +152,10 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 		role:        role,
 		nc:          nc,
 		br:          newConnReader(nc, br),
-		cfg:         cfg.connConfig,
+		cfg:         shareConfig(cfg.connConfig),
 		subprotocol: subprotocol,
 		path:        path,
-		openedAt:    cfg.clock.Now(),
+		openedAt:    cfg.clock.Now().UnixNano(),
 		callSite:    cfg.callSite,
 		slot:        cfg.slot,
 		client:      cfg.client,
@@ -137,7 +166,7 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 		c.rules.AllowRsv1 = true
 	}
 	c.wholeReads.Store(true) // as the README reads: see messageBuf
-	c.lastRecv.Store(c.openedAt.UnixNano())
+	c.lastRecv.Store(c.openedAt)
 	c.log = connLog{c}
 	c.logOpen()
 	if cfg.registry != nil {
@@ -162,12 +191,25 @@ func (c *conn) logOpen() {
 		"ping_interval", c.pingIntervalOrZero(), "ping_timeout", c.pingTimeoutOrZero())
 }
 
+// addrString formats a connection's address as its String method does. A
+// TCP address, a connection's usual, goes through netip, which makes one
+// string where TCPAddr.String makes three: snapshots and log records
+// format them each time rather than have every connection keep them.
 func addrString(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok && ta != nil && ta.Zone == "" {
+		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
+			return netip.AddrPortFrom(ip.Unmap(), uint16(ta.Port)).String()
+		}
+	}
 	if a == nil {
 		return ""
 	}
 	return a.String()
 }
+
+// opened returns when the connection opened, on its clock. It is kept as
+// nanoseconds: a time.Time is 16 bytes more, for every connection.
+func (c *conn) opened() time.Time { return time.Unix(0, c.openedAt) }
 
 // ID returns the connection ID, the "conn" attribute of its log records.
 func (c *Conn) ID() string { return c.id.String() }
@@ -238,11 +280,12 @@ type Stats struct {
 // at any time, from any goroutine.
 func (c *Conn) Stats() Stats {
 	n, b := c.queued()
+	timeouts, stalls, discarded := c.stats.rareCounts()
 	return Stats{
 		ID:            c.id.String(),
 		Role:          c.role.String(),
 		State:         c.state(),
-		OpenedAt:      c.openedAt,
+		OpenedAt:      c.opened(),
 		PingInterval:  c.pingIntervalOrZero(),
 		PingTimeout:   c.pingTimeoutOrZero(),
 		MessagesIn:    c.stats.messagesIn.Load(),
@@ -251,7 +294,7 @@ func (c *Conn) Stats() Stats {
 		BytesOut:      c.stats.bytesOut.Load(),
 		PingsSent:     c.stats.pingsSent.Load(),
 		PongsReceived: c.stats.pongsRcvd.Load(),
-		PingTimeouts:  c.stats.timeouts.Load(),
+		PingTimeouts:  timeouts,
 		LastPingAt:    unixTime(c.stats.lastPingAt.Load()),
 		LastPongAt:    unixTime(c.stats.lastPongAt.Load()),
 		RTT:           c.Latency(),
@@ -260,8 +303,8 @@ func (c *Conn) Stats() Stats {
 		QueuedMessages:    n,
 		QueuedBytes:       b,
 		ReadStalledSince:  c.stalledSince(),
-		ReadStalls:        c.stats.readStalls.Load(),
-		DiscardedMessages: c.stats.discarded.Load(),
+		ReadStalls:        stalls,
+		DiscardedMessages: discarded,
 	}
 }
 

@@ -1,8 +1,10 @@
 package tether
 
 import (
+	"runtime"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/tetherws/tether/internal/wire"
@@ -73,4 +75,67 @@ func cmpInt(a, b int) int {
 		return 1
 	}
 	return 0
+}
+
+// funcClock is a Clock of a type that cannot be compared.
+type funcClock struct{ now func() time.Time }
+
+func (c funcClock) Now() time.Time { return c.now() }
+func (c funcClock) AfterFunc(d time.Duration, f func()) Timer {
+	return time.AfterFunc(d, f)
+}
+
+// TestSharedConfig: connections opened with the same settings share one
+// connConfig, others get their own; a Relay or a Clock that cannot be
+// compared makes a copy of the connection's own; and a config no
+// connection holds leaves the table.
+func TestSharedConfig(t *testing.T) {
+	open := func(o ConnOptions) *Conn {
+		a, b := socketPair(t)
+		t.Cleanup(func() { a.Close() })
+		o.PingInterval, o.Registry, o.Logger = -1, NoRegistry, discard
+		c := newConn(b, nil, wire.Server, o.config(), "", "/")
+		t.Cleanup(func() { c.CloseNow() })
+		return c
+	}
+	a, b := open(ConnOptions{ReadLimit: 12345}), open(ConnOptions{ReadLimit: 12345})
+	if a.cfg != b.cfg {
+		t.Error("two connections with the same settings do not share their config")
+	}
+	if c := open(ConnOptions{ReadLimit: 54321}); c.cfg == a.cfg || c.cfg.readLimit != 54321 {
+		t.Error("a connection with other settings shares a config that is not its own")
+	}
+	relay := func(ControlOp, []byte) {}
+	r1, r2 := open(ConnOptions{Relay: relay}), open(ConnOptions{Relay: relay})
+	if r1.cfg == r2.cfg || r1.cfg.relay == nil {
+		t.Error("connections with a relay share a config")
+	}
+	f1, f2 := open(ConnOptions{Clock: funcClock{time.Now}}), open(ConnOptions{Clock: funcClock{time.Now}})
+	if f1.cfg == f2.cfg || f1.cfg.clock == nil {
+		t.Error("connections with a clock that cannot be compared share a config")
+	}
+
+	// A config of its own, dropped with its connection.
+	key := *a.cfg
+	key.readLimit = 999
+	func() {
+		x, y := socketPair(t)
+		defer x.Close()
+		o := ConnOptions{PingInterval: -1, Registry: NoRegistry, Logger: discard, ReadLimit: 999}
+		c := newConn(y, nil, wire.Server, o.config(), "", "/")
+		sharedConfigs.Lock()
+		_, ok := sharedConfigs.m[key]
+		sharedConfigs.Unlock()
+		if !ok {
+			t.Error("a connection's config is not in the table")
+		}
+		c.CloseNow()
+	}()
+	eventually(t, "the dropped connection's config leaves the table", func() bool {
+		runtime.GC()
+		sharedConfigs.Lock()
+		defer sharedConfigs.Unlock()
+		_, ok := sharedConfigs.m[key]
+		return !ok
+	})
 }

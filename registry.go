@@ -1,6 +1,7 @@
 package tether
 
 import (
+	"cmp"
 	"hash/maphash"
 	"iter"
 	"log/slog"
@@ -186,7 +187,7 @@ func (r *Registry) add(c *conn) {
 	}
 	if r.hasSubscribers() {
 		info := c.info()
-		r.publish(Event{Kind: EventOpen, ConnID: info.ID, Time: c.openedAt, Info: &info})
+		r.publish(Event{Kind: EventOpen, ConnID: info.ID, Time: c.opened(), Info: &info})
 	}
 }
 
@@ -316,7 +317,7 @@ func (r *Registry) logger() *slog.Logger {
 // time too).
 func sortConns(cs []*conn) {
 	slices.SortFunc(cs, func(a, b *conn) int {
-		if c := a.openedAt.Compare(b.openedAt); c != 0 {
+		if c := cmp.Compare(a.openedAt, b.openedAt); c != 0 {
 			return c
 		}
 		return a.id.compare(b.id)

@@ -22,7 +22,7 @@ const writeBufSize = 16 << 10
 
 var errCloseSent = errors.New("tether: close frame already sent")
 
-func (c *conn) isDone() bool { return c.finished.Load() }
+func (c *conn) isDone() bool { return c.doneState.Load()&doneFinished != 0 }
 
 // closedErr is the error for a write after the close frame went out: the
 // *CloseError once the connection is done, errCloseSent while it closes.
@@ -258,18 +258,18 @@ func (c *conn) writeControlLocked(ctx context.Context, op wire.Opcode, p []byte)
 // while it was held, so pongs never wait for the next writer.
 func (c *conn) releaseFrame() {
 	c.frameSem.release()
-	if c.pong.waiting.Load() {
+	if c.pong.p.Load() != nil {
 		c.flushPong()
 	}
 }
 
 // pendingPong holds the payload of the latest unanswered ping. RFC 6455
 // section 5.5.3 allows answering only the most recent one. The payload waits
-// in a pooled buffer, so a connection holds none between pings.
+// in a pooled buffer, so a connection holds none between pings. A payload
+// there is a pong to send: whoever holds frameSem when it is stored, or
+// takes frameSem after, sends it.
 type pendingPong struct {
-	waiting atomic.Bool
-	mu      sync.Mutex
-	p       *[]byte // the payload to answer, nil once taken
+	p atomic.Pointer[[]byte] // the payload to answer, nil once taken
 }
 
 // queuePong records a ping to answer and sends the pong at once if no frame
@@ -278,31 +278,20 @@ type pendingPong struct {
 func (c *conn) queuePong(p []byte) {
 	bp := bufpool.Get(len(p))
 	*bp = append(*bp, p...)
-	c.pong.mu.Lock()
-	old := c.pong.p
-	c.pong.p = bp
-	c.pong.mu.Unlock()
-	if old != nil {
+	if old := c.pong.p.Swap(bp); old != nil {
 		bufpool.Put(old) // a newer ping replaces it
 	}
-	c.pong.waiting.Store(true)
 	c.flushPong()
 }
 
 func (c *conn) flushPong() {
-	for c.pong.waiting.Load() {
+	for c.pong.p.Load() != nil {
 		if !c.frameSem.tryAcquire() {
 			return // the holder sends it on release
 		}
-		if c.pong.waiting.Swap(false) {
-			c.pong.mu.Lock()
-			bp := c.pong.p
-			c.pong.p = nil
-			c.pong.mu.Unlock()
-			if bp != nil { // nil: an earlier flush took this ping's payload
-				c.writeControlLocked(context.Background(), wire.OpPong, *bp)
-				bufpool.Put(bp)
-			}
+		if bp := c.pong.p.Swap(nil); bp != nil { // nil: an earlier flush took this ping's payload
+			c.writeControlLocked(context.Background(), wire.OpPong, *bp)
+			bufpool.Put(bp)
 		}
 		c.frameSem.release()
 	}
