@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/tetherws/tether/internal/heapbudget"
@@ -23,18 +24,57 @@ const budgetConns = 1000
 
 // TestIdleConnBudget measures what an idle server connection costs in live
 // heap, as `tether serve` runs them: accepted over loopback TCP, served
-// with Go, keepalive on at its defaults, listed in a registry, and logging
-// to a handler that is enabled at info (it discards, but it formats). The
-// clients are in another process. It fails past idleConnBudget, and logs
-// the cost by the place that allocates it.
+// with Go, keepalive on, listed in a registry, and logging to a handler
+// that is enabled at info (it discards, but it formats). The clients are in
+// another process. It measures connections just opened with keepalive at
+// its defaults, and connections that have answered a few keepalive pings,
+// fails past idleConnBudget for either, and logs the cost by the place that
+// allocates it.
 func TestIdleConnBudget(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens a thousand connections from another process")
 	}
+	t.Run("opened", func(t *testing.T) {
+		res := measureIdle(t, ConnOptions{}, nil)
+		res.Log(t, "idle server connection, keepalive at its defaults", 4)
+		t.Logf("conn struct %d B (unsafe.Sizeof), connReader %d B, server (Go) %d B",
+			unsafe.Sizeof(conn{}), unsafe.Sizeof(connReader{}), unsafe.Sizeof(server{}))
+		checkIdle(t, res)
+	})
+	t.Run("pinged", func(t *testing.T) {
+		res := measureIdle(t, ConnOptions{PingInterval: 150 * time.Millisecond}, func(reg *Registry) {
+			eventually(t, "every connection's pings answered", func() bool {
+				all := true
+				reg.Range(func(ci ConnInfo) bool {
+					all = ci.PongsReceived >= 3
+					return all
+				})
+				return all
+			})
+		})
+		res.Log(t, "idle server connection after three keepalive pings", 4)
+		checkIdle(t, res)
+	})
+}
+
+func checkIdle(t *testing.T, res heapbudget.Result) {
+	t.Helper()
+	if res.Goroutines > 1.05 {
+		t.Errorf("%.2f goroutines per idle connection, want 1 (its reader)", res.Goroutines)
+	}
+	if res.PerConn > idleConnBudget {
+		t.Errorf("an idle connection costs %.0f B of live heap, past its budget of %d B", res.PerConn, idleConnBudget)
+	}
+}
+
+// measureIdle serves budgetConns connections accepted with o and served
+// with Go, and measures them once settle, if set, has returned.
+func measureIdle(t *testing.T, o ConnOptions, settle func(*Registry)) heapbudget.Result {
 	reg := NewRegistry()
 	logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	reg.Logger = logger
-	opts := &AcceptOptions{ConnOptions: ConnOptions{Registry: reg, Logger: logger}}
+	o.Registry, o.Logger = reg, logger
+	opts := &AcceptOptions{ConnOptions: o}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -47,24 +87,21 @@ func TestIdleConnBudget(t *testing.T) {
 		c.Go(func(typ MessageType, p []byte) error { return c.Write(context.Background(), typ, p) }, nil)
 	})}
 	go hs.Serve(ln)
-	defer hs.Close()
-
-	res := heapbudget.Measure(t, heapbudget.Config{
+	defer func() {
+		hs.Close()
+		reg.Shutdown(context.Background(), StatusGoingAway, "")
+	}()
+	cfg := heapbudget.Config{
 		Helper: "TestIdleConnBudgetPeer",
 		Addr:   ln.Addr().String(),
 		Path:   "/",
 		N:      budgetConns,
 		Open:   reg.Len,
-	})
-	res.Log(t, "idle server connection", 4)
-	t.Logf("conn struct %d B (unsafe.Sizeof)", unsafe.Sizeof(conn{}))
-	if res.Goroutines > 1.05 {
-		t.Errorf("%.2f goroutines per idle connection, want 1 (its reader)", res.Goroutines)
 	}
-	if res.PerConn > idleConnBudget {
-		t.Errorf("an idle connection costs %.0f B of live heap, past its budget of %d B", res.PerConn, idleConnBudget)
+	if settle != nil {
+		cfg.Settle = func() { settle(reg) }
 	}
-	reg.Shutdown(t.Context(), StatusGoingAway, "")
+	return heapbudget.Measure(t, cfg)
 }
 
 // TestIdleConnBudgetPeer is the peer process of TestIdleConnBudget.
