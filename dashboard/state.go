@@ -268,16 +268,47 @@ func (s *state) read() []tether.ConnInfo {
 func (s *state) merge(list []tether.ConnInfo, now time.Time) []tether.ConnInfo {
 	live := list[:0]
 	for i := range list {
-		ci := &list[i]
-		t := s.track(ci.ID)
-		if t == nil {
-			continue // closed while the read was under way
+		if s.mergeOne(&list[i]) {
+			live = append(live, list[i])
 		}
-		t.read(ci)
-		t.seen = true
-		live = append(live, *ci)
 	}
-	s.live = len(live)
+	s.endMerge(len(live), now)
+	return live
+}
+
+// mergeOne takes one connection of a registry read into its track, and
+// reports whether it is live (not closed while the read was under way);
+// the caller holds s.mu.
+func (s *state) mergeOne(ci *tether.ConnInfo) bool {
+	t := s.track(ci.ID)
+	if t == nil {
+		return false
+	}
+	t.read(ci)
+	t.seen = true
+	return true
+}
+
+// mergeRegistry is merge straight from the registry, one connection at a
+// time, for when no page needs the list: a read of every snapshot at once
+// is several hundred bytes a connection, twice a second. The caller holds
+// s.mu.
+func (s *state) mergeRegistry(now time.Time) {
+	n := 0
+	s.reg.Range(func(ci tether.ConnInfo) bool {
+		if s.mergeOne(&ci) {
+			n++
+		}
+		return true
+	})
+	s.endMerge(n, now)
+}
+
+// endMerge ends a merge that found n live connections: those it did not
+// see go missing, and what was kept of closed ones expires. The caller
+// holds s.mu.
+func (s *state) endMerge(n int, now time.Time) {
+	s.live = n
 	s.conns.each(func(k trackKey, t *track) {
 		if t.seen {
 			t.seen = false
@@ -295,7 +326,6 @@ func (s *state) merge(list []tether.ConnInfo, now time.Time) []tether.ConnInfo {
 		}
 	}
 	s.expire(now)
-	return live
 }
 
 // readRemote returns the other nodes' connections, by node, oldest first
@@ -328,14 +358,21 @@ func (s *state) readRemote() []connJSON {
 // connection count (the cluster's, in cluster mode) when asked to, works
 // out the findings while a page watches, and wakes the feeds.
 func (s *state) refresh(now time.Time, sampleCount bool) {
-	list := s.read()
-	remote := s.readRemote()
-	if s.watchers.Load() > 0 {
+	var list []tether.ConnInfo
+	watched := s.watchers.Load() > 0
+	if watched {
+		list = s.read()
 		s.refreshFindings()
 	}
+	remote := s.readRemote()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.keepList(s.merge(list, now))
+	if watched {
+		s.list = s.merge(list, now)
+	} else {
+		s.list = nil
+		s.mergeRegistry(now)
+	}
 	s.remote = remote
 	if sampleCount {
 		if len(s.series) >= maxSamples {
@@ -345,17 +382,6 @@ func (s *state) refresh(now time.Time, sampleCount bool) {
 	}
 	close(s.tick)
 	s.tick = make(chan struct{})
-}
-
-// keepList keeps a read's live connections for the feeds' updates while a
-// page watches; otherwise the snapshots, several hundred bytes each, go
-// until someone asks. The caller holds s.mu.
-func (s *state) keepList(live []tether.ConnInfo) {
-	if s.watchers.Load() > 0 {
-		s.list = live
-	} else {
-		s.list = nil
-	}
 }
 
 // ticked returns a channel closed at the next tick.
@@ -372,7 +398,6 @@ func (s *state) totals() ([]tether.ConnInfo, map[string]counts) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	live := s.merge(list, time.Now())
-	s.keepList(live)
 	out := map[string]counts{}
 	for role, c := range s.closed {
 		sum := out[role]

@@ -56,3 +56,50 @@ func TestKeptEventsAsBefore(t *testing.T) {
 		t.Errorf("timeout came back as %+v", e)
 	}
 }
+
+// TestLostCloseFromStreamedReads: with no page watching, the twice-a-second
+// reads go through the registry one connection at a time and keep no list;
+// a connection they stop seeing (its close event lost) is taken as closed
+// after missingAfter of them, counted in the totals and kept among the
+// closed with its role and counters.
+func TestLostCloseFromStreamedReads(t *testing.T) {
+	r := newRig(t, Options{}, 0)
+	c := r.dial(t, -1)
+	waitFor(t, "the server connection", func() bool { return r.reg.Len() == 1 })
+	s := r.dash.state
+	now := time.Now()
+	s.mu.Lock()
+	s.mergeRegistry(now)
+	live := s.live
+	// A connection the registry no longer lists, whose close the
+	// subscription lost.
+	ghost := &track{role: roleServer, last: counts{pings: 7, msgsIn: 3}}
+	s.conns.put("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", ghost)
+	for i := range missingAfter {
+		s.mergeRegistry(now.Add(time.Duration(i) * time.Second))
+	}
+	var kept *tether.ConnInfo
+	if k := s.endedTrack("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"); k != nil && k.info != nil {
+		info := *k.info
+		kept = &info
+	}
+	var closed counts
+	if p := s.closed["server"]; p != nil {
+		closed = *p
+	}
+	list := s.list
+	s.mu.Unlock()
+	if live != 1 {
+		t.Errorf("a streamed read found %d live connections, want 1", live)
+	}
+	if list != nil {
+		t.Error("a list is kept with no page watching")
+	}
+	if kept == nil || kept.State != "closed" || kept.Role != "server" || kept.PingsSent != 7 {
+		t.Fatalf("the lost connection is not kept as closed with its counters: %+v", kept)
+	}
+	if closed.pings < 7 || closed.msgsIn < 3 {
+		t.Errorf("the lost connection's counts are not in the totals: %+v", closed)
+	}
+	c.CloseNow()
+}
