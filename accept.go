@@ -39,13 +39,9 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		return nil, &HandshakeError{StatusCode: http.StatusForbidden, Reason: err.Error()}
 	}
 	subprotocol := wire.SelectSubprotocol(wire.Tokens(r.Header, wire.HeaderProtocol), opts.Subprotocols)
-	host, err := opts.Limit.admit(w, r)
+	slot, err := opts.Limit.admit(w, r)
 	if err != nil {
 		return nil, err
-	}
-	var slot *limitSlot
-	if opts.Limit != nil {
-		slot = &limitSlot{limit: opts.Limit, host: host}
 	}
 
 	nc, brw, err := hijack(w)

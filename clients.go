@@ -162,7 +162,7 @@ func (r *Registry) warnClient(k clientKey, msg string, n int, c *conn) {
 	ids := make([]string, len(conns))
 	ivs := make([]string, len(conns))
 	for i, gc := range conns {
-		ids[i] = gc.id
+		ids[i] = gc.id.String()
 		ivs[i] = "none"
 		if pk := gc.peerKeepalive(); pk.Interval > 0 {
 			ivs[i] = roundCadence(pk.Interval).String()
@@ -188,7 +188,7 @@ func (r *Registry) groupConns(k clientKey) []*conn {
 	for i := range r.shards {
 		s := &r.shards[i]
 		s.mu.Lock()
-		for _, c := range s.m {
+		for c := range s.all() {
 			if c.role.String() == "server" && clientKeyOf(c) == k {
 				out = append(out, c)
 			}

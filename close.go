@@ -24,10 +24,8 @@ func (c *conn) close(code StatusCode, reason string) error {
 	if code != StatusNoStatus && !wire.ValidCloseCode(uint16(code)) {
 		return fmt.Errorf("tether: close code %d may not be sent", code)
 	}
-	select {
-	case <-c.done:
+	if c.isDone() {
 		return c.err
-	default:
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.closeTimeout)
 	defer cancel()
@@ -157,6 +155,25 @@ func (c *conn) endRead() {
 	c.closeMu.Unlock()
 }
 
+// doneChan returns the channel Done returns, closed when the connection has
+// finished, made by the first caller: most connections end without anyone
+// waiting on one.
+func (c *conn) doneChan() <-chan struct{} {
+	if c.doneState.Load()&doneMade != 0 {
+		return c.done
+	}
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.isDone() {
+			close(c.done)
+		}
+		c.doneState.Or(doneMade) // after done: whoever sees it set sees done
+	}
+	return c.done
+}
+
 // closingChan returns a channel closed once the close frame is queued.
 func (c *conn) closingChan() <-chan struct{} {
 	c.closeMu.Lock()
@@ -186,7 +203,7 @@ func (c *conn) sendClose(ctx context.Context, code StatusCode, reason string) (f
 	c.closeMu.Unlock()
 	var buf [wire.MaxControlPayload]byte
 	p := wire.AppendClose(buf[:0], uint16(code), reason)
-	if err := c.acquireAlways(ctx, c.frameSem); err != nil {
+	if err := c.acquireAlways(ctx, &c.frameSem); err != nil {
 		return true, err
 	}
 	defer c.releaseFrame()
@@ -198,13 +215,14 @@ func (c *conn) sendClose(ctx context.Context, code StatusCode, reason string) (f
 
 // acquireAlways takes a semaphore even after the connection has finished, for
 // the close frame that says why.
-func (c *conn) acquireAlways(ctx context.Context, sem chan struct{}) error {
-	select {
-	case sem <- struct{}{}:
+func (c *conn) acquireAlways(ctx context.Context, sem *sema) error {
+	if sem.tryAcquire() {
 		return nil
-	case <-ctx.Done():
+	}
+	if err := sem.acquire(ctx, nil); err != nil {
 		return ctx.Err()
 	}
+	return nil
 }
 
 // handleClose answers the peer's close frame and ends the connection.
@@ -343,10 +361,10 @@ func (c *conn) abort(code StatusCode, reason string) {
 	// room for a close frame: then closing the socket is all that is left,
 	// and it frees the writer at once.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	err := c.acquireAlways(ctx, c.frameSem)
+	err := c.acquireAlways(ctx, &c.frameSem)
 	cancel()
 	if err == nil {
-		<-c.frameSem
+		c.frameSem.release()
 		ctx, cancel = context.WithTimeout(context.Background(), 250*time.Millisecond)
 		c.sendClose(ctx, code, reason)
 		cancel()
@@ -381,7 +399,12 @@ func (c *conn) finish(ce *CloseError) {
 	c.finishMu.Do(func() {
 		ce.at = c.cfg.clock.Now()
 		c.err = ce
-		close(c.done)
+		c.closeMu.Lock()
+		c.doneState.Or(doneFinished) // after err: isDone says err is set
+		if c.done != nil {
+			close(c.done)
+		}
+		c.closeMu.Unlock()
 		c.stopKeepalive()
 		c.unbindWrite()
 		c.slot.release()
@@ -390,7 +413,7 @@ func (c *conn) finish(ce *CloseError) {
 		}
 		if c.log.Enabled(context.Background(), slog.LevelInfo) {
 			c.log.Info("connection closed", "code", int(ce.Code), "reason", ce.Reason,
-				"duration", c.cfg.clock.Now().Sub(c.openedAt), "initiator", ce.Initiator)
+				"duration", c.cfg.clock.Now().Sub(c.opened()), "initiator", ce.Initiator)
 		}
 		if ce.Err != nil && !errors.Is(ce.Err, net.ErrClosed) && c.log.Enabled(context.Background(), slog.LevelDebug) {
 			c.log.Debug("connection error", "error", ce.Err)

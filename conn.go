@@ -2,13 +2,17 @@ package tether
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 	"unique"
 
 	"github.com/google/uuid"
@@ -33,17 +37,19 @@ type Conn struct {
 // without Close becomes unreachable and its leak can be detected.
 //
 // Small fields sit beside others of their size, so that the struct packs
-// into the 768-byte size class: every idle connection holds one.
+// into the 576-byte size class (568 bytes and the allocator's header):
+// every idle connection holds one. Settings
+// are shared (shareConfig); what few connections use is made on first use.
 type conn struct {
-	id          string
+	id          connID
 	nc          net.Conn
 	br          *connReader // the pull reader; under the engine, made for the end phase
 	drv         *driver     // the event engine's, or nil: a reader goroutine drives the connection
-	cfg         connConfig
-	log         *slog.Logger
+	cfg         *connConfig // shared: see shareConfig
+	log         connLog     // its records, with its attributes (log.go)
 	subprotocol string
-	path        string // request path (server) or URL (client)
-	openedAt    time.Time
+	path        string     // request path (server) or URL (client)
+	openedAt    int64      // unix nanos: see opened
 	callSite    *site      // where Dial or Accept was called
 	slot        *limitSlot // its place in AcceptOptions.Limit, or nil
 
@@ -63,9 +69,9 @@ type conn struct {
 	client    unique.Handle[clientID]   // a server connection's client (clients.go)
 
 	// write side
-	msgSem   chan struct{} // held for a whole data message
-	frameSem chan struct{} // held for one frame
-	wb       writeBinding  // the context writes follow; see deadline.go
+	msgSem   sema                         // held for a whole data message
+	frameSem sema                         // held for one frame
+	wb       atomic.Pointer[writeBinding] // the context writes follow; see deadline.go
 	pong     pendingPong
 
 	// pings
@@ -77,8 +83,9 @@ type conn struct {
 	closeMu   sync.Mutex
 	sent      *CloseFrame
 	rcvd      *CloseFrame
-	done      chan struct{} // closed by finish
-	err       *CloseError   // set before done is closed
+	done      chan struct{} // closed by finish; made by doneChan, under closeMu
+	err       *CloseError   // set before doneFinished
+	doneState atomic.Uint32 // doneFinished, doneMade
 	finishMu  sync.Once
 	closeSent atomic.Bool
 	aborting  sync.Mutex  // held while an abort sends its close frame
@@ -90,8 +97,7 @@ type conn struct {
 	closing  chan struct{} // closed when the close frame is queued (sent != nil)
 	readDone chan struct{} // closed when the read loop is over (readOver)
 
-	stats    connStats
-	addrText atomic.Pointer[connAddrs] // see addrs
+	stats connStats
 
 	// wholeReads says the application last took a message with Read, not
 	// Reader or Serve: see messageBuf.
@@ -108,33 +114,54 @@ type connStats struct {
 	messagesIn, messagesOut atomic.Int64
 	bytesIn, bytesOut       atomic.Int64
 	pingsSent, pongsRcvd    atomic.Int64
-	timeouts                atomic.Int64
-	readStalls, discarded   atomic.Int64
-	lastPingAt, lastPongAt  atomic.Int64 // unix nanos, 0 before the first
-	rtt                     atomic.Int64 // nanoseconds
+	lastPingAt, lastPongAt  atomic.Int64              // unix nanos, 0 before the first
+	rtt                     atomic.Int64              // nanoseconds
+	seldom                  atomic.Pointer[rareStats] // see rare
 }
+
+// rareStats count what most connections never see, made by the first
+// (see rare).
+type rareStats struct {
+	timeouts, readStalls, discarded atomic.Int64
+}
+
+// rare returns the rare counters, making them.
+func (s *connStats) rare() *rareStats {
+	if r := s.seldom.Load(); r != nil {
+		return r
+	}
+	s.seldom.CompareAndSwap(nil, new(rareStats))
+	return s.seldom.Load()
+}
+
+// rareCounts returns the rare counters' values, zero when never made.
+func (s *connStats) rareCounts() (timeouts, readStalls, discarded int64) {
+	if r := s.seldom.Load(); r != nil {
+		return r.timeouts.Load(), r.readStalls.Load(), r.discarded.Load()
+	}
+	return 0, 0, 0
+}
+
+// The bits of conn.doneState.
+const (
+	doneFinished = 1 << iota // finish has run: isDone
+	doneMade                 // done is made
+)
 
 // newConn wraps an upgraded net.Conn. br holds bytes already read past the
 // handshake; it may be nil.
 func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subprotocol, path string) *Conn {
-	id := cfg.id
-	if id == "" {
-		id = uuid.Must(uuid.NewV7()).String()
-	}
 	c := &conn{
-		id:          id,
+		id:          newConnID(cfg.id),
 		role:        role,
 		nc:          nc,
-		cfg:         cfg.connConfig,
+		cfg:         shareConfig(cfg.connConfig),
 		subprotocol: subprotocol,
 		path:        path,
-		openedAt:    cfg.clock.Now(),
+		openedAt:    cfg.clock.Now().UnixNano(),
 		callSite:    cfg.callSite,
 		slot:        cfg.slot,
 		client:      cfg.client,
-		msgSem:      make(chan struct{}, 1),
-		frameSem:    make(chan struct{}, 1),
-		done:        make(chan struct{}),
 	}
 	c.rules.Role = role
 	if cfg.deflate != nil {
@@ -142,14 +169,14 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 		c.rules.AllowRsv1 = true
 	}
 	c.wholeReads.Store(true) // as the README reads: see messageBuf
-	c.lastRecv.Store(c.openedAt.UnixNano())
+	c.lastRecv.Store(c.openedAt)
 	// Everything another goroutine may touch is set before the registry
 	// lists the connection.
 	looped := cfg.wantsLoop(nc) && c.takeSocket(nc, br)
 	if !looped {
 		c.br = newConnReader(nc, br)
 	}
-	c.log = cfg.logger.With("conn", id, "role", role.String(), "remote", addrString(nc.RemoteAddr()))
+	c.log = connLog{c}
 	c.logOpen()
 	if cfg.registry != nil {
 		cfg.registry.add(c)
@@ -173,19 +200,32 @@ func (c *conn) logOpen() {
 	if c.role == wire.Client {
 		where = "url"
 	}
-	c.log.Info("connection open", where, c.path, "local", c.addrs().local, "subprotocol", c.subprotocol,
+	c.log.Info("connection open", where, c.path, "local", addrString(c.nc.LocalAddr()), "subprotocol", c.subprotocol,
 		"ping_interval", c.pingIntervalOrZero(), "ping_timeout", c.pingTimeoutOrZero())
 }
 
+// addrString formats a connection's address as its String method does. A
+// TCP address, a connection's usual, goes through netip, which makes one
+// string where TCPAddr.String makes three: snapshots and log records
+// format them each time rather than have every connection keep them.
 func addrString(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok && ta != nil && ta.Zone == "" {
+		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
+			return netip.AddrPortFrom(ip.Unmap(), uint16(ta.Port)).String()
+		}
+	}
 	if a == nil {
 		return ""
 	}
 	return a.String()
 }
 
+// opened returns when the connection opened, on its clock. It is kept as
+// nanoseconds: a time.Time is 16 bytes more, for every connection.
+func (c *conn) opened() time.Time { return time.Unix(0, c.openedAt) }
+
 // ID returns the connection ID, the "conn" attribute of its log records.
-func (c *Conn) ID() string { return c.id }
+func (c *Conn) ID() string { return c.id.String() }
 
 // Role returns "client" or "server".
 func (c *Conn) Role() string { return c.role.String() }
@@ -203,17 +243,15 @@ func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
 func (c *Conn) Path() string { return c.path }
 
 // Done is closed when the connection has closed; Err then says how.
-func (c *Conn) Done() <-chan struct{} { return c.done }
+func (c *Conn) Done() <-chan struct{} { return c.doneChan() }
 
 // Err returns the *CloseError that ended the connection, or nil while it is
 // open.
 func (c *Conn) Err() error {
-	select {
-	case <-c.done:
+	if c.isDone() {
 		return c.err
-	default:
-		return nil
 	}
+	return nil
 }
 
 // Latency returns the round-trip time of the last answered ping, zero before
@@ -255,11 +293,12 @@ type Stats struct {
 // at any time, from any goroutine.
 func (c *Conn) Stats() Stats {
 	n, b := c.queued()
+	timeouts, stalls, discarded := c.stats.rareCounts()
 	return Stats{
-		ID:            c.id,
+		ID:            c.id.String(),
 		Role:          c.role.String(),
 		State:         c.state(),
-		OpenedAt:      c.openedAt,
+		OpenedAt:      c.opened(),
 		PingInterval:  c.pingIntervalOrZero(),
 		PingTimeout:   c.pingTimeoutOrZero(),
 		MessagesIn:    c.stats.messagesIn.Load(),
@@ -268,7 +307,7 @@ func (c *Conn) Stats() Stats {
 		BytesOut:      c.stats.bytesOut.Load(),
 		PingsSent:     c.stats.pingsSent.Load(),
 		PongsReceived: c.stats.pongsRcvd.Load(),
-		PingTimeouts:  c.stats.timeouts.Load(),
+		PingTimeouts:  timeouts,
 		LastPingAt:    unixTime(c.stats.lastPingAt.Load()),
 		LastPongAt:    unixTime(c.stats.lastPongAt.Load()),
 		RTT:           c.Latency(),
@@ -277,8 +316,8 @@ func (c *Conn) Stats() Stats {
 		QueuedMessages:    n,
 		QueuedBytes:       b,
 		ReadStalledSince:  c.stalledSince(),
-		ReadStalls:        c.stats.readStalls.Load(),
-		DiscardedMessages: c.stats.discarded.Load(),
+		ReadStalls:        stalls,
+		DiscardedMessages: discarded,
 	}
 }
 
@@ -298,10 +337,8 @@ func unixTime(n int64) time.Time {
 }
 
 func (c *conn) state() string {
-	select {
-	case <-c.done:
+	if c.isDone() {
 		return "closed"
-	default:
 	}
 	if c.closeSent.Load() {
 		return "closing"
@@ -316,4 +353,48 @@ func (c *conn) pingTimeoutOrZero() time.Duration {
 		return 0
 	}
 	return max(c.cfg.pingTimeout, 0)
+}
+
+// connID is a connection's ID. A generated one, a UUIDv7, is kept as its 16
+// bytes and formatted when a record, a snapshot or ID asks, rather than
+// held as 36 bytes of text by every connection; so is an ID from
+// ConnOptions.ID that is a UUID in the canonical form String gives back.
+// Any other given ID is kept as given.
+type connID struct {
+	uuid uuid.UUID
+	name *string // the given ID when it is not a canonical UUID, else nil
+}
+
+// newConnID returns the ID ConnOptions.ID gave, or a new UUIDv7 when empty.
+func newConnID(given string) connID {
+	if given == "" {
+		return connID{uuid: uuid.Must(uuid.NewV7())}
+	}
+	return parseConnID(given)
+}
+
+// parseConnID returns the connID whose text is id.
+func parseConnID(id string) connID {
+	if len(id) == 36 && strings.IndexFunc(id, unicode.IsUpper) < 0 {
+		if u, err := uuid.Parse(id); err == nil {
+			return connID{uuid: u}
+		}
+	}
+	return connID{name: &id}
+}
+
+// String returns the ID as ID and the "conn" attribute give it.
+func (id connID) String() string {
+	if id.name != nil {
+		return *id.name
+	}
+	return id.uuid.String()
+}
+
+// compare orders IDs by their text.
+func (id connID) compare(o connID) int {
+	if id.name == nil && o.name == nil {
+		return bytes.Compare(id.uuid[:], o.uuid[:])
+	}
+	return strings.Compare(id.String(), o.String())
 }

@@ -19,6 +19,10 @@ var aLongTimeAgo = time.Unix(1, 0)
 // frame to the next and is only replaced when a frame comes with another
 // context. It is dropped when the connection ends, once no frame is being
 // written, so no callback outlives the connection.
+//
+// A connection makes its binding with the first frame written under a
+// context that can end: one that writes only under contexts that cannot
+// (keepalive's pings, context.Background) never needs one.
 type writeBinding struct {
 	mu     sync.Mutex
 	done   <-chan struct{} // Done of the bound context; nil when none is
@@ -26,7 +30,7 @@ type writeBinding struct {
 	stop   func() bool     // undoes the AfterFunc registration
 	active bool            // a frame is being written
 	ended  bool            // the connection finished: unbind after the active frame
-	fired  chan struct{}   // the callback ran; capacity 1, made once
+	fired  chan struct{}   // the callback ran; capacity 1
 	onDone func()          // the callback, bound once
 }
 
@@ -34,73 +38,90 @@ type writeBinding struct {
 // or later under it fails at once.
 func (c *conn) writeCtxDone() {
 	c.nc.SetWriteDeadline(aLongTimeAgo)
-	c.wb.fired <- struct{}{}
+	c.wb.Load().fired <- struct{}{}
 }
 
 // bindWrite makes the socket's write deadline follow ctx for the frame about
 // to be written; endWrite says the frame is done. The caller holds frameSem.
 func (c *conn) bindWrite(ctx context.Context) {
 	done := ctx.Done()
+	wb := c.wb.Load()
+	if wb == nil {
+		if done == nil {
+			return // context.Background and the like, and nothing bound before
+		}
+		wb = &writeBinding{fired: make(chan struct{}, 1), onDone: c.writeCtxDone}
+		c.wb.Store(wb) // only frameSem's holder stores
+	}
 	var dl time.Time
 	if done != nil {
 		dl, _ = ctx.Deadline()
 	}
-	c.wb.mu.Lock()
-	defer c.wb.mu.Unlock()
-	c.wb.active = true
-	if done == c.wb.done && dl.Equal(c.wb.dl) {
+	wb.mu.Lock()
+	defer wb.mu.Unlock()
+	wb.active = true
+	if c.isDone() {
+		// finish's unbindWrite may have looked before the binding was
+		// made: unbind after this frame in its stead.
+		wb.ended = true
+	}
+	if done == wb.done && dl.Equal(wb.dl) {
 		return // the common case: the context of the last frame
 	}
-	c.unbindLocked()
+	wb.unbindLocked(c)
 	if done == nil {
 		return // context.Background and the like: no deadline, never cancelled
 	}
 	if !dl.IsZero() {
 		c.nc.SetWriteDeadline(dl)
 	}
-	if c.wb.onDone == nil { // first registration: most connections never make one
-		c.wb.fired = make(chan struct{}, 1)
-		c.wb.onDone = c.writeCtxDone
-	}
-	c.wb.done, c.wb.dl = done, dl
-	c.wb.stop = context.AfterFunc(ctx, c.wb.onDone)
+	wb.done, wb.dl = done, dl
+	wb.stop = context.AfterFunc(ctx, wb.onDone)
 }
 
 // endWrite marks the end of a frame written after bindWrite.
 func (c *conn) endWrite() {
-	c.wb.mu.Lock()
-	c.wb.active = false
-	if c.wb.ended {
-		c.unbindLocked()
+	wb := c.wb.Load()
+	if wb == nil {
+		return
 	}
-	c.wb.mu.Unlock()
+	wb.mu.Lock()
+	wb.active = false
+	if wb.ended {
+		wb.unbindLocked(c)
+	}
+	wb.mu.Unlock()
 }
 
 // unbindWrite drops the binding when the connection ends: at once, or after
 // the frame being written.
 func (c *conn) unbindWrite() {
-	c.wb.mu.Lock()
-	c.wb.ended = true
-	if !c.wb.active {
-		c.unbindLocked()
+	wb := c.wb.Load()
+	if wb == nil {
+		return // bindWrite makes one ended from now on
 	}
-	c.wb.mu.Unlock()
+	wb.mu.Lock()
+	wb.ended = true
+	if !wb.active {
+		wb.unbindLocked(c)
+	}
+	wb.mu.Unlock()
 }
 
 // unbindLocked undoes the binding, after waiting for a cancellation already
 // in progress, so that no deadline of the old context outlives it and
 // poisons the next write. The caller holds wb.mu.
-func (c *conn) unbindLocked() {
-	if c.wb.done == nil {
+func (wb *writeBinding) unbindLocked(c *conn) {
+	if wb.done == nil {
 		return
 	}
-	reset := !c.wb.dl.IsZero()
-	if !c.wb.stop() {
-		<-c.wb.fired
+	reset := !wb.dl.IsZero()
+	if !wb.stop() {
+		<-wb.fired
 		reset = true
 	}
 	if reset {
 		c.nc.SetWriteDeadline(time.Time{})
 	}
-	c.wb.done, c.wb.dl, c.wb.stop = nil, time.Time{}, nil
+	wb.done, wb.dl, wb.stop = nil, time.Time{}, nil
 }

@@ -409,7 +409,7 @@ func (d *driver) OnControl(h wire.Header, p []byte) error {
 // until the queue drains (the peer is not reading its pongs).
 func (d *driver) flushPong() bool {
 	c := d.c
-	for c.pong.waiting.Load() {
+	for c.pong.waiting() {
 		if d.pc.Queued() >= writeQueueLimit {
 			d.mu.Lock()
 			d.pongBlocked = true
@@ -417,18 +417,14 @@ func (d *driver) flushPong() bool {
 			d.mu.Unlock()
 			return false
 		}
-		select {
-		case c.frameSem <- struct{}{}:
-		default:
+		if !c.frameSem.tryAcquire() {
 			return true
 		}
-		if c.pong.waiting.Swap(false) {
-			if bp := c.pong.take(); bp != nil {
-				d.writePong(*bp)
-				bufpool.Put(bp)
-			}
+		if bp := c.pong.take(); bp != nil {
+			d.writePong(*bp)
+			bufpool.Put(bp)
 		}
-		<-c.frameSem
+		c.frameSem.release()
 	}
 	return true
 }
@@ -438,22 +434,20 @@ func (d *driver) flushPong() bool {
 // for them.
 func (d *driver) sendPing(p *pendingPing) {
 	c := d.c
-	select {
-	case c.frameSem <- struct{}{}:
-	default:
+	if !c.frameSem.tryAcquire() {
 		go c.sendKeepalivePing(p)
 		return
 	}
 	if d.pc.Queued() >= writeQueueLimit {
-		<-c.frameSem
+		c.frameSem.release()
 		go c.sendKeepalivePing(p)
 		return
 	}
 	if d.writeControl(wire.OpPing, p.payload[:]) {
 		c.pingWritten(p)
 	}
-	<-c.frameSem
-	if c.pong.waiting.Load() {
+	c.frameSem.release()
+	if c.pong.waiting() {
 		d.flushPong() // a ping that came meanwhile
 	}
 }

@@ -47,7 +47,7 @@ func (r *Registry) Findings() []Finding {
 	for i := range r.shards {
 		s := &r.shards[i]
 		s.mu.Lock()
-		for _, c := range s.m {
+		for c := range s.all() {
 			switch {
 			case c.role.String() == "client":
 				k := endpointKey(c.path)
@@ -164,7 +164,7 @@ func (f *Finding) list(cs []*conn, interval func(*conn) time.Duration) {
 	f.Conns = make([]string, len(cs))
 	f.Intervals = make([]*Seconds, len(cs))
 	for i, c := range cs {
-		f.Conns[i] = c.id
+		f.Conns[i] = c.id.String()
 		if d := interval(c); d > 0 {
 			s := Seconds(d)
 			f.Intervals[i] = &s

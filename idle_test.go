@@ -40,9 +40,7 @@ func TestServedConnHoldsNoQueue(t *testing.T) {
 			sc.closeMu.Lock()
 			closing, readDone := sc.closing, sc.readDone
 			sc.closeMu.Unlock()
-			sc.pong.mu.Lock()
-			pong := sc.pong.p
-			sc.pong.mu.Unlock()
+			pong := sc.pong.p.Load()
 			switch {
 			case sc.msgs.Load() != nil:
 				t.Error("the read queue was made")
@@ -135,11 +133,13 @@ func TestClosingChanAfterClose(t *testing.T) {
 }
 
 // TestConnFitsItsSizeClass: every idle connection holds one conn, which the
-// allocator rounds up to a size class; past 768 bytes the next is 896.
-// Adding a field that crosses the line costs every connection 128 bytes:
-// make room (pack small fields together, keep times as nanos) or say why.
+// allocator rounds up to a size class, after an 8-byte header for objects
+// of more than 512 bytes that hold pointers: up to 568 bytes it takes 576,
+// past them 640. Adding a field that crosses the line costs every
+// connection 64 bytes: make room (pack small fields together, keep times as
+// nanos, move what few connections use behind a pointer) or say why.
 func TestConnFitsItsSizeClass(t *testing.T) {
-	if n := unsafe.Sizeof(conn{}); n > 768 {
-		t.Fatalf("conn is %d bytes, past the 768-byte size class", n)
+	if n := unsafe.Sizeof(conn{}); n > 568 {
+		t.Fatalf("conn is %d bytes, past 568: with its header it leaves the 576-byte size class", n)
 	}
 }

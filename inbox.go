@@ -185,7 +185,7 @@ func (c *conn) nextMessage(ctx context.Context) (message, error) {
 		}
 		select {
 		case <-q.ready:
-		case <-c.done:
+		case <-c.doneChan():
 			if m, ok := q.take(); ok {
 				c.madeRoom()
 				return m, nil
@@ -229,7 +229,7 @@ func (c *conn) waitRoom(q *inbox) bool {
 			}
 		case <-closing:
 			return true
-		case <-c.done:
+		case <-c.doneChan():
 			return false
 		}
 	}

@@ -84,15 +84,16 @@ func (c *Conn) Info() ConnInfo { return c.info() }
 
 func (c *conn) info() ConnInfo {
 	st := &c.stats
+	timeouts, stalls, discarded := st.rareCounts()
 	info := ConnInfo{
-		ID:            c.id,
+		ID:            c.id.String(),
 		Role:          c.role.String(),
-		Remote:        c.addrs().remote,
-		Local:         c.addrs().local,
+		Remote:        addrString(c.nc.RemoteAddr()),
+		Local:         addrString(c.nc.LocalAddr()),
 		Path:          c.path,
 		Subprotocol:   c.subprotocol,
 		State:         c.state(),
-		OpenedAt:      c.openedAt,
+		OpenedAt:      c.opened(),
 		PingInterval:  Seconds(c.pingIntervalOrZero()),
 		PingTimeout:   Seconds(c.pingTimeoutOrZero()),
 		KeepaliveMode: c.cfg.mode.String(),
@@ -105,7 +106,7 @@ func (c *conn) info() ConnInfo {
 		BytesOut:      st.bytesOut.Load(),
 		PingsSent:     st.pingsSent.Load(),
 		PongsReceived: st.pongsRcvd.Load(),
-		PingTimeouts:  st.timeouts.Load(),
+		PingTimeouts:  timeouts,
 		CallSite:      c.callSite.String(),
 	}
 	if st.pongsRcvd.Load() > 0 {
@@ -119,8 +120,8 @@ func (c *conn) info() ConnInfo {
 	}
 	info.QueuedMessages, info.QueuedBytes = c.queued()
 	info.ReadStalledSince = timePtr(c.stalledAt.Load())
-	info.ReadStalls = st.readStalls.Load()
-	info.DiscardedMessages = st.discarded.Load()
+	info.ReadStalls = stalls
+	info.DiscardedMessages = discarded
 	if c.isDone() {
 		at := c.err.at.UTC()
 		code := int(c.err.Code)
@@ -142,20 +143,6 @@ func (c *conn) peerInfo(info *ConnInfo) {
 		iv, lo, hi := Seconds(pk.Interval), Seconds(pk.Min), Seconds(pk.Max)
 		info.PeerPingInterval, info.PeerPingIntervalMin, info.PeerPingIntervalMax = &iv, &lo, &hi
 	}
-}
-
-// connAddrs are a connection's addresses as text, made on the first info
-// and kept: the dashboard lists every connection twice a second, and
-// formatting them each time was most of that work.
-type connAddrs struct{ remote, local string }
-
-func (c *conn) addrs() *connAddrs {
-	if a := c.addrText.Load(); a != nil {
-		return a
-	}
-	a := &connAddrs{remote: addrString(c.nc.RemoteAddr()), local: addrString(c.nc.LocalAddr())}
-	c.addrText.Store(a) // racing callers store the same text
-	return a
 }
 
 // timePtr is unixTime for JSON: nil before the first event, UTC after.

@@ -205,7 +205,7 @@ func (c *conn) keepaliveAnswered(p *pendingPing, now time.Time) {
 // close frame goes out on a short deadline and TCP is dropped without
 // waiting for an answer.
 func (c *conn) keepaliveExpired() {
-	c.stats.timeouts.Add(1)
+	c.stats.rare().timeouts.Add(1)
 	c.log.Warn("timed out waiting for keepalive pong", "timeout", c.cfg.pingTimeout)
 	c.publish(Event{Kind: EventTimeout, Time: c.cfg.clock.Now()})
 	c.abort(StatusInternalError, KeepaliveTimeoutReason)
@@ -214,7 +214,7 @@ func (c *conn) keepaliveExpired() {
 // publish sends a keepalive event to the connection's registry.
 func (c *conn) publish(e Event) {
 	if r := c.cfg.registry; r != nil {
-		e.ConnID = c.id
+		e.ConnID = c.id.String()
 		r.publish(e)
 	}
 }

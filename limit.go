@@ -29,7 +29,8 @@ type ConnLimit struct {
 
 	mu      sync.Mutex
 	n       int
-	hosts   map[string]int
+	hosts   map[string]*limitSlot // by remote address, with PerHost
+	all     *limitSlot            // the slot without PerHost
 	refused atomic.Int64
 }
 
@@ -43,70 +44,86 @@ func (l *ConnLimit) Len() int {
 // Refused returns how many upgrades the limit has refused.
 func (l *ConnLimit) Refused() int64 { return l.refused.Load() }
 
-// take counts a connection from host, unless that would pass a bound: it
-// then returns the reason for the refusal.
-func (l *ConnLimit) take(host string) (refusal string) {
+// take counts a connection from host and returns its slot, unless that
+// would pass a bound: it then returns the reason for the refusal.
+func (l *ConnLimit) take(host string) (slot *limitSlot, refusal string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	hs := l.hosts[host]
 	switch {
 	case l.Max > 0 && l.n >= l.Max:
 		refusal = "too many connections: the server holds its maximum of " + strconv.Itoa(l.Max)
-	case l.PerHost > 0 && l.hosts[host] >= l.PerHost:
+	case l.PerHost > 0 && hs != nil && hs.n >= l.PerHost:
 		refusal = "too many connections from " + host + ": at most " + strconv.Itoa(l.PerHost) + " per address"
 	}
 	if refusal != "" {
 		l.refused.Add(1)
-		return refusal
+		return nil, refusal
 	}
 	l.n++
-	if l.PerHost > 0 {
-		if l.hosts == nil {
-			l.hosts = map[string]int{}
+	if l.PerHost <= 0 {
+		if l.all == nil {
+			l.all = &limitSlot{limit: l}
 		}
-		l.hosts[host]++
+		return l.all, ""
 	}
-	return ""
+	if hs == nil {
+		if l.hosts == nil {
+			l.hosts = map[string]*limitSlot{}
+		}
+		hs = &limitSlot{limit: l, host: host, perHost: true}
+		l.hosts[host] = hs
+	}
+	hs.n++
+	return hs, ""
 }
 
-// release uncounts a connection from host.
-func (l *ConnLimit) release(host string) {
+// release uncounts a connection of slot s.
+func (l *ConnLimit) release(s *limitSlot) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.n--
-	if l.PerHost > 0 {
-		if l.hosts[host]--; l.hosts[host] <= 0 {
-			delete(l.hosts, host)
+	if s.perHost {
+		if s.n--; s.n <= 0 {
+			delete(l.hosts, s.host)
 		}
 	}
 }
 
-// admit counts r's connection in l, or answers it with 503 and returns the
-// refusal. A nil l admits everything.
-func (l *ConnLimit) admit(w http.ResponseWriter, r *http.Request) (host string, err error) {
+// admit counts r's connection in l and returns its slot, or answers it
+// with 503 and returns the refusal. A nil l admits everything, with a nil
+// slot.
+func (l *ConnLimit) admit(w http.ResponseWriter, r *http.Request) (*limitSlot, error) {
 	if l == nil {
-		return "", nil
+		return nil, nil
 	}
 	host, _, splitErr := net.SplitHostPort(r.RemoteAddr)
 	if splitErr != nil {
 		host = r.RemoteAddr
 	}
-	if refusal := l.take(host); refusal != "" {
+	slot, refusal := l.take(host)
+	if refusal != "" {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, refusal, http.StatusServiceUnavailable)
-		return "", &HandshakeError{StatusCode: http.StatusServiceUnavailable, Reason: refusal}
+		return nil, &HandshakeError{StatusCode: http.StatusServiceUnavailable, Reason: refusal}
 	}
-	return host, nil
+	return slot, nil
 }
 
-// limitSlot is a connection's place in a ConnLimit, given back once.
+// limitSlot is where a ConnLimit counts connections: one for all of them,
+// or with PerHost one per remote address, shared by its connections, so
+// that a connection holds a pointer and nothing of its own. Each
+// connection releases its place once: finish runs once.
 type limitSlot struct {
-	limit *ConnLimit
-	host  string
-	once  sync.Once
+	limit   *ConnLimit
+	host    string
+	perHost bool
+	n       int // connections from host, under limit.mu
 }
 
+// release gives a connection's place back; nil releases nothing.
 func (s *limitSlot) release() {
 	if s != nil {
-		s.once.Do(func() { s.limit.release(s.host) })
+		s.limit.release(s)
 	}
 }

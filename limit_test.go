@@ -99,3 +99,44 @@ func TestConnLimitPerHost(t *testing.T) {
 		t.Fatalf("another address: %v", err)
 	}
 }
+
+// TestLimitSlotsShared: a ConnLimit's connections share their slot, one
+// for all or one per address with PerHost, so a connection holds nothing
+// of its own for it; the address's slot goes with its last connection.
+func TestLimitSlotsShared(t *testing.T) {
+	all := &ConnLimit{Max: 3}
+	a, _ := all.take("10.0.0.1")
+	b, _ := all.take("10.0.0.2")
+	if a == nil || a != b {
+		t.Fatal("connections of a limit without PerHost do not share a slot")
+	}
+	if _, refusal := all.take("10.0.0.3"); refusal != "" {
+		t.Fatalf("third connection refused: %s", refusal)
+	}
+	if _, refusal := all.take("10.0.0.4"); refusal == "" {
+		t.Fatal("fourth connection past Max admitted")
+	}
+	a.release()
+	if all.Len() != 2 {
+		t.Fatalf("Len %d after a release, want 2", all.Len())
+	}
+
+	per := &ConnLimit{PerHost: 2}
+	x, _ := per.take("10.0.0.1")
+	y, _ := per.take("10.0.0.1")
+	z, _ := per.take("10.0.0.2")
+	if x != y || x == z {
+		t.Fatal("per-address slots: want one per address")
+	}
+	if _, refusal := per.take("10.0.0.1"); refusal == "" {
+		t.Fatal("third connection from one address admitted with PerHost 2")
+	}
+	x.release()
+	y.release()
+	if _, ok := per.hosts["10.0.0.1"]; ok {
+		t.Fatal("an address's slot outlives its connections")
+	}
+	if s, refusal := per.take("10.0.0.1"); refusal != "" || s == x {
+		t.Fatalf("after its connections ended the address gets a fresh slot: %v %q", s == x, refusal)
+	}
+}

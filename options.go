@@ -7,8 +7,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
+	"sync"
 	"time"
 	"unique"
+	"weak"
 
 	"github.com/tetherws/tether/internal/clock"
 	"github.com/tetherws/tether/internal/wire"
@@ -163,8 +166,9 @@ type config struct {
 	engine       Engine
 }
 
-// connConfig is the settings a connection keeps for its life. Every
-// connection holds a copy, so it holds nothing that is only needed to open.
+// connConfig is the settings a connection keeps for its life, so it holds
+// nothing that is only needed to open. Connections opened with the same
+// settings share one (see shareConfig): it is comparable for that.
 type connConfig struct {
 	readLimit    int64
 	closeTimeout time.Duration
@@ -180,7 +184,7 @@ type connConfig struct {
 	registry     *Registry
 	logFrames    bool
 	fanOut       bool
-	relay        func(ControlOp, []byte) // nil: answer pings, ignore stray pongs
+	relay        *func(ControlOp, []byte) // nil: answer pings, ignore stray pongs
 }
 
 func (o *ConnOptions) config() config {
@@ -202,13 +206,16 @@ func (o *ConnOptions) config() config {
 			clock:        o.Clock,
 			registry:     o.Registry,
 			threshold:    o.CompressionThreshold,
-			relay:        o.Relay,
 		},
 		id:           o.ID,
 		compressMode: o.CompressionMode,
 		windowBits:   o.CompressionWindowBits,
 		level:        o.CompressionLevel,
 		engine:       o.Engine,
+	}
+	if o.Relay != nil {
+		relay := o.Relay // a pointer of its own: a config with a relay is not shared
+		c.relay = &relay
 	}
 	if c.threshold == 0 {
 		c.threshold = DefaultCompressionThreshold
@@ -250,4 +257,56 @@ func orDefault(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// sharedConfigs holds the connConfigs connections share: a server's all
+// open with the same settings, and 120 bytes of copies each were the
+// largest part of an idle connection after its goroutine. A config goes
+// from the map once no connection holds it.
+var sharedConfigs struct {
+	sync.Mutex
+	m map[connConfig]weak.Pointer[connConfig]
+}
+
+// shareConfig returns a connConfig equal to cfg for a connection to keep:
+// the one connections with the same settings share, or a copy of its own
+// when cfg's Clock is of a type that cannot be compared.
+func shareConfig(cfg connConfig) *connConfig {
+	if p := sharedConfig(cfg); p != nil {
+		return p
+	}
+	return &cfg
+}
+
+func sharedConfig(cfg connConfig) (p *connConfig) {
+	defer func() {
+		if recover() != nil { // hashing cfg.clock panicked
+			p = nil
+		}
+	}()
+	sharedConfigs.Lock()
+	defer sharedConfigs.Unlock()
+	if w, ok := sharedConfigs.m[cfg]; ok {
+		if p := w.Value(); p != nil {
+			return p
+		}
+	}
+	if sharedConfigs.m == nil {
+		sharedConfigs.m = map[connConfig]weak.Pointer[connConfig]{}
+	}
+	p = new(connConfig)
+	*p = cfg
+	sharedConfigs.m[cfg] = weak.Make(p)
+	runtime.AddCleanup(p, unshareConfig, cfg)
+	return p
+}
+
+// unshareConfig drops the entry of a config no connection holds any more,
+// unless one with the same settings has taken its place.
+func unshareConfig(cfg connConfig) {
+	sharedConfigs.Lock()
+	defer sharedConfigs.Unlock()
+	if w, ok := sharedConfigs.m[cfg]; ok && w.Value() == nil {
+		delete(sharedConfigs.m, cfg)
+	}
 }

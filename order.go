@@ -44,7 +44,7 @@ func (c *conn) inOrder() {
 	select {
 	case <-hold:
 	case <-closing:
-	case <-c.done:
+	case <-c.doneChan():
 	}
 }
 

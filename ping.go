@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/tetherws/tether/internal/wire"
@@ -40,7 +41,7 @@ func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
 	select {
 	case rtt := <-p.done:
 		return rtt, nil
-	case <-c.done:
+	case <-c.doneChan():
 		return 0, c.err
 	case <-ctx.Done():
 		c.forgetPing(p)
@@ -87,7 +88,7 @@ func (c *conn) forgetPing(p *pendingPing) {
 	defer c.pingMu.Unlock()
 	for i, q := range c.pings {
 		if q == p {
-			c.pings = append(c.pings[:i], c.pings[i+1:]...)
+			c.pings = slices.Delete(c.pings, i, i+1) // clears the slot left behind
 			return
 		}
 	}
@@ -113,7 +114,9 @@ func (c *conn) handlePong(payload []byte) {
 	}
 	var buf [4]*pendingPing
 	settled := append(buf[:0], c.pings[:i+1]...)
-	c.pings = append(c.pings[:0], c.pings[i+1:]...)
+	// Delete clears the slots left behind: the array stays for the next
+	// ping, and would otherwise keep this one (48 B) until then.
+	c.pings = slices.Delete(c.pings, 0, i+1)
 	c.pingMu.Unlock()
 
 	rtt := now.Sub(settled[i].sent)

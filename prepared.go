@@ -59,10 +59,10 @@ func (pm *PreparedMessage) compressed(bits int) ([]byte, error) {
 // the shared compressed form (valid whatever its context takeover, since it
 // refers to no earlier message); others get the plain bytes.
 func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
-	if err := c.acquire(ctx, c.msgSem); err != nil {
+	if err := c.acquire(ctx, &c.msgSem); err != nil {
 		return err
 	}
-	defer func() { <-c.msgSem }()
+	defer c.msgSem.release()
 	payload, rsv := pm.data, uint8(0)
 	if c.deflate != nil && len(pm.data) >= c.cfg.threshold {
 		f, err := pm.compressed(c.deflate.comp.Bits)

@@ -300,7 +300,7 @@ func (r *reconnector) loop(ctx context.Context, yield func(*Conn, error) bool) (
 			if keep, err = r.serve(ctx, c, attempt, yield); !keep {
 				return true, nil
 			}
-			if r.clock.Now().Sub(c.openedAt) >= resetAfter {
+			if r.clock.Now().Sub(c.opened()) >= resetAfter {
 				r.b.reset()
 				attempt = 0
 			}

@@ -1,7 +1,9 @@
 package tether
 
 import (
+	"cmp"
 	"hash/maphash"
+	"iter"
 	"log/slog"
 	"net/url"
 	"slices"
@@ -9,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Registry knows every live connection that names it, from open to close:
@@ -42,9 +46,56 @@ type Registry struct {
 
 const registryShards = 32
 
+// registryShard holds the connections whose ID hashes to it: by their
+// UUID's 16 bytes, or by their text for IDs that are not UUIDs (see connID).
 type registryShard struct {
-	mu sync.Mutex
-	m  map[string]*conn
+	mu    sync.Mutex
+	m     map[uuid.UUID]*conn
+	named map[string]*conn // made by the first such ID
+}
+
+// all yields the shard's connections; the caller holds mu.
+func (s *registryShard) all() iter.Seq[*conn] {
+	return func(yield func(*conn) bool) {
+		for _, c := range s.m {
+			if !yield(c) {
+				return
+			}
+		}
+		for _, c := range s.named {
+			if !yield(c) {
+				return
+			}
+		}
+	}
+}
+
+func (s *registryShard) len() int { return len(s.m) + len(s.named) }
+
+func (s *registryShard) get(id connID) *conn {
+	if id.name != nil {
+		return s.named[*id.name]
+	}
+	return s.m[id.uuid]
+}
+
+func (s *registryShard) put(id connID, c *conn) {
+	if id.name == nil {
+		s.m[id.uuid] = c
+		return
+	}
+	if s.named == nil {
+		s.named = map[string]*conn{}
+	}
+	s.named[*id.name] = c
+}
+
+func (s *registryShard) delete(id connID) {
+	if id.name != nil {
+		delete(s.named, *id.name)
+		return
+	}
+	delete(s.m, id.uuid)
 }
 
 // DefaultRegistry is where connections register unless their options say
@@ -59,13 +110,16 @@ var NoRegistry = &Registry{disabled: true}
 func NewRegistry() *Registry {
 	r := &Registry{seed: maphash.MakeSeed(), endpoints: map[string]*endpoint{}, clients: map[clientKey]*clientGroup{}}
 	for i := range r.shards {
-		r.shards[i].m = map[string]*conn{}
+		r.shards[i].m = map[uuid.UUID]*conn{}
 	}
 	return r
 }
 
-func (r *Registry) shard(id string) *registryShard {
-	return &r.shards[maphash.String(r.seed, id)%registryShards]
+func (r *Registry) shard(id connID) *registryShard {
+	if id.name != nil {
+		return &r.shards[maphash.String(r.seed, *id.name)%registryShards]
+	}
+	return &r.shards[maphash.Bytes(r.seed, id.uuid[:])%registryShards]
 }
 
 // Len returns the number of live connections.
@@ -73,9 +127,10 @@ func (r *Registry) Len() int { return int(r.n.Load()) }
 
 // Get returns a snapshot of the connection with the given ID.
 func (r *Registry) Get(id string) (ConnInfo, bool) {
-	s := r.shard(id)
+	key := parseConnID(id)
+	s := r.shard(key)
 	s.mu.Lock()
-	c := s.m[id]
+	c := s.get(key)
 	s.mu.Unlock()
 	if c == nil {
 		return ConnInfo{}, false
@@ -89,8 +144,8 @@ func (r *Registry) Range(f func(ConnInfo) bool) {
 	for i := range r.shards {
 		s := &r.shards[i]
 		s.mu.Lock()
-		conns := make([]*conn, 0, len(s.m))
-		for _, c := range s.m {
+		conns := make([]*conn, 0, s.len())
+		for c := range s.all() {
 			conns = append(conns, c)
 		}
 		s.mu.Unlock()
@@ -122,7 +177,7 @@ func (r *Registry) Stale(maxIdle time.Duration) []ConnInfo {
 func (r *Registry) add(c *conn) {
 	s := r.shard(c.id)
 	s.mu.Lock()
-	s.m[c.id] = c
+	s.put(c.id, c)
 	s.mu.Unlock()
 	r.n.Add(1)
 	if c.role.String() == "client" {
@@ -132,17 +187,16 @@ func (r *Registry) add(c *conn) {
 	}
 	if r.hasSubscribers() {
 		info := c.info()
-		r.publish(Event{Kind: EventOpen, ConnID: c.id, Time: c.openedAt, Info: &info})
+		r.publish(Event{Kind: EventOpen, ConnID: info.ID, Time: c.opened(), Info: &info})
 	}
 }
 
 func (r *Registry) remove(c *conn, ce *CloseError) {
 	s := r.shard(c.id)
 	s.mu.Lock()
-	cur, ok := s.m[c.id]
-	ok = ok && cur == c // a redial reusing the ID may have registered since
+	ok := s.get(c.id) == c // a redial reusing the ID may have registered since
 	if ok {
-		delete(s.m, c.id)
+		s.delete(c.id)
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -156,7 +210,7 @@ func (r *Registry) remove(c *conn, ce *CloseError) {
 	}
 	if r.hasSubscribers() {
 		info := c.info()
-		r.publish(Event{Kind: EventClose, ConnID: c.id, Time: c.cfg.clock.Now(), Code: ce.Code, Reason: ce.Reason,
+		r.publish(Event{Kind: EventClose, ConnID: info.ID, Time: c.cfg.clock.Now(), Code: ce.Code, Reason: ce.Reason,
 			Initiator: ce.Initiator, Info: &info})
 	}
 }
@@ -224,7 +278,7 @@ func (r *Registry) addEndpoint(c *conn) {
 	intervals := make([]string, len(peers))
 	sites := make([]string, len(peers))
 	for i, p := range peers {
-		ids[i], intervals[i], sites[i] = p.id, p.pingIntervalOrZero().String(), p.callSite.String()
+		ids[i], intervals[i], sites[i] = p.id.String(), p.pingIntervalOrZero().String(), p.callSite.String()
 	}
 	msg := "several client connections to one endpoint"
 	if mixed {
@@ -263,9 +317,9 @@ func (r *Registry) logger() *slog.Logger {
 // time too).
 func sortConns(cs []*conn) {
 	slices.SortFunc(cs, func(a, b *conn) int {
-		if c := a.openedAt.Compare(b.openedAt); c != 0 {
+		if c := cmp.Compare(a.openedAt, b.openedAt); c != 0 {
 			return c
 		}
-		return strings.Compare(a.id, b.id)
+		return a.id.compare(b.id)
 	})
 }

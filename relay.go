@@ -29,7 +29,7 @@ func (op ControlOp) String() string {
 // relayControl hands a control frame to the relay, with a payload of its
 // own: the read loop's buffer is reused once this returns.
 func (c *conn) relayControl(op ControlOp, p []byte) {
-	c.cfg.relay(op, append([]byte(nil), p...))
+	(*c.cfg.relay)(op, append([]byte(nil), p...))
 }
 
 // WritePing sends a ping with payload (at most 125 bytes) and returns once

@@ -86,7 +86,7 @@ func (c *Conn) Serve(ctx context.Context, handle func(typ MessageType, p []byte)
 		c.close(code, reason)
 		c.stopServing(s)
 		return s.err
-	case <-c.done:
+	case <-c.doneChan():
 		c.stopServing(s)
 		if s.err != nil {
 			return s.err

@@ -64,7 +64,7 @@ func (r *Registry) serverConns(skip map[*conn]bool) []*conn {
 	for i := range r.shards {
 		s := &r.shards[i]
 		s.mu.Lock()
-		for _, c := range s.m {
+		for c := range s.all() {
 			if c.role == wire.Server && !skip[c] {
 				out = append(out, c)
 			}

@@ -40,7 +40,7 @@ func (c *conn) stallEnd() {
 // warnStall logs, counts and publishes a stall that keeps keepalive from
 // seeing its pong: once per stall, from keepaliveStep, after its lock.
 func (c *conn) warnStall(now time.Time) {
-	c.stats.readStalls.Add(1)
+	c.stats.rare().readStalls.Add(1)
 	n, b := 0, int64(0)
 	if q := c.msgs.Load(); q != nil {
 		n, b = q.len()
@@ -67,7 +67,7 @@ func (c *conn) stalledSince() time.Time { return unixTime(c.stalledAt.Load()) }
 // to learn when it ends.
 func (c *Conn) DiscardMessages() error {
 	return c.Go(func(MessageType, []byte) error {
-		c.stats.discarded.Add(1)
+		c.stats.rare().discarded.Add(1)
 		return nil
 	}, nil)
 }

@@ -22,24 +22,15 @@ const writeBufSize = 16 << 10
 
 var errCloseSent = errors.New("tether: close frame already sent")
 
-func (c *conn) isDone() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
+func (c *conn) isDone() bool { return c.doneState.Load()&doneFinished != 0 }
 
 // closedErr is the error for a write after the close frame went out: the
 // *CloseError once the connection is done, errCloseSent while it closes.
 func (c *conn) closedErr() error {
-	select {
-	case <-c.done:
+	if c.isDone() {
 		return c.err
-	default:
-		return errCloseSent
 	}
+	return errCloseSent
 }
 
 // Write sends a whole message. Messages longer than FragmentSize go out as
@@ -52,10 +43,10 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if typ != Text && typ != Binary {
 		return fmt.Errorf("tether: invalid message type %d", typ)
 	}
-	if err := c.acquire(ctx, c.msgSem); err != nil {
+	if err := c.acquire(ctx, &c.msgSem); err != nil {
 		return err
 	}
-	defer func() { <-c.msgSem }()
+	defer c.msgSem.release()
 	payload, rsv := p, uint8(0)
 	if c.deflate != nil && len(p) >= c.cfg.threshold {
 		buf := bufpool.Get(len(p)/2 + 64)
@@ -90,30 +81,28 @@ func (c *conn) writeMessage(ctx context.Context, op wire.Opcode, rsv uint8, p []
 }
 
 // acquire takes a one-slot semaphore, giving up when ctx is done or the
-// connection closes. The first tries are one-case selects, which cost a
-// fraction of the three-case one that waits.
-func (c *conn) acquire(ctx context.Context, sem chan struct{}) error {
+// connection closes. Only a writer that has to wait makes the connection's
+// done channel.
+func (c *conn) acquire(ctx context.Context, sem *sema) error {
 	if c.isDone() {
 		return c.err
 	}
-	select {
-	case sem <- struct{}{}:
+	if sem.tryAcquire() {
 		return nil
-	default:
 	}
-	select {
-	case sem <- struct{}{}:
+	switch sem.acquire(ctx, c.doneChan()) {
+	case nil:
 		return nil
-	case <-c.done:
+	case errSemaDone:
 		return c.err
-	case <-ctx.Done():
+	default:
 		return context.Cause(ctx)
 	}
 }
 
 // writeData writes one data frame under the frame lock.
 func (c *conn) writeData(ctx context.Context, fin bool, op wire.Opcode, rsv uint8, p []byte) error {
-	if err := c.acquire(ctx, c.frameSem); err != nil {
+	if err := c.acquire(ctx, &c.frameSem); err != nil {
 		return err
 	}
 	defer c.releaseFrame()
@@ -255,7 +244,7 @@ func (c *conn) writeLarge(hdr, p []byte) error {
 
 // writeControl writes a control frame, waiting for the frame lock.
 func (c *conn) writeControl(ctx context.Context, op wire.Opcode, p []byte) error {
-	if err := c.acquire(ctx, c.frameSem); err != nil {
+	if err := c.acquire(ctx, &c.frameSem); err != nil {
 		return err
 	}
 	defer c.releaseFrame()
@@ -272,19 +261,19 @@ func (c *conn) writeControlLocked(ctx context.Context, op wire.Opcode, p []byte)
 // releaseFrame gives up the frame lock and then sends a pong that arrived
 // while it was held, so pongs never wait for the next writer.
 func (c *conn) releaseFrame() {
-	<-c.frameSem
-	if c.pong.waiting.Load() {
+	c.frameSem.release()
+	if c.pong.p.Load() != nil {
 		c.flushPong()
 	}
 }
 
 // pendingPong holds the payload of the latest unanswered ping. RFC 6455
 // section 5.5.3 allows answering only the most recent one. The payload waits
-// in a pooled buffer, so a connection holds none between pings.
+// in a pooled buffer, so a connection holds none between pings. A payload
+// there is a pong to send: whoever holds frameSem when it is stored, or
+// takes frameSem after, sends it.
 type pendingPong struct {
-	waiting atomic.Bool
-	mu      sync.Mutex
-	p       *[]byte // the payload to answer, nil once taken
+	p atomic.Pointer[[]byte] // the payload to answer, nil once taken
 }
 
 // queuePong records a ping to answer and sends the pong at once if no frame
@@ -299,39 +288,27 @@ func (c *conn) queuePong(p []byte) {
 func (pp *pendingPong) set(p []byte) {
 	bp := bufpool.Get(len(p))
 	*bp = append(*bp, p...)
-	pp.mu.Lock()
-	old := pp.p
-	pp.p = bp
-	pp.mu.Unlock()
-	if old != nil {
+	if old := pp.p.Swap(bp); old != nil {
 		bufpool.Put(old) // a newer ping replaces it
 	}
-	pp.waiting.Store(true)
 }
 
 // take returns the payload to answer, nil if an earlier flush took it.
-func (pp *pendingPong) take() *[]byte {
-	pp.mu.Lock()
-	defer pp.mu.Unlock()
-	bp := pp.p
-	pp.p = nil
-	return bp
-}
+func (pp *pendingPong) take() *[]byte { return pp.p.Swap(nil) }
+
+// waiting reports whether a ping waits for its pong.
+func (pp *pendingPong) waiting() bool { return pp.p.Load() != nil }
 
 func (c *conn) flushPong() {
-	for c.pong.waiting.Load() {
-		select {
-		case c.frameSem <- struct{}{}:
-		default:
+	for c.pong.p.Load() != nil {
+		if !c.frameSem.tryAcquire() {
 			return // the holder sends it on release
 		}
-		if c.pong.waiting.Swap(false) {
-			if bp := c.pong.take(); bp != nil { // nil: an earlier flush took this ping's payload
-				c.writeControlLocked(context.Background(), wire.OpPong, *bp)
-				bufpool.Put(bp)
-			}
+		if bp := c.pong.take(); bp != nil { // nil: an earlier flush took this ping's payload
+			c.writeControlLocked(context.Background(), wire.OpPong, *bp)
+			bufpool.Put(bp)
 		}
-		<-c.frameSem
+		c.frameSem.release()
 	}
 }
 
@@ -346,7 +323,7 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (*MessageWriter, err
 	if typ != Text && typ != Binary {
 		return nil, fmt.Errorf("tether: invalid message type %d", typ)
 	}
-	if err := c.acquire(ctx, c.msgSem); err != nil {
+	if err := c.acquire(ctx, &c.msgSem); err != nil {
 		return nil, err
 	}
 	limit := min(c.cfg.fragmentSize, writeBufSize)
@@ -461,6 +438,6 @@ func (w *MessageWriter) Close() error {
 		w.c.stats.messagesOut.Add(1)
 		w.c.stats.bytesOut.Add(w.n)
 	}
-	<-w.c.msgSem
+	w.c.msgSem.release()
 	return err
 }

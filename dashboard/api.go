@@ -143,7 +143,7 @@ func (h *Handler) message(kind string, f filter, cur cursor) (stateMsg, cursor) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if fresh != nil {
-		s.merge(fresh, time.Now())
+		s.list = s.merge(fresh, time.Now()) // the next tick drops it if no page watches
 		s.remote = remote
 	}
 	msg := stateMsg{Type: kind, Time: time.Now().UTC(), EventsLost: s.lost, Tick: tickEvery.Seconds(), Node: h.node,
@@ -159,8 +159,8 @@ func (h *Handler) message(kind string, f filter, cur cursor) (stateMsg, cursor) 
 	if kind != "update" {
 		msg.History = map[string][]event{}
 		for id := range shown {
-			if t := s.conns[id]; t != nil {
-				msg.History[id] = t.history()
+			if t := s.conns.get(id); t != nil {
+				msg.History[id] = t.history(id)
 			}
 		}
 		s.ghostHistory(msg.Closed, msg.History)
@@ -170,7 +170,7 @@ func (h *Handler) message(kind string, f filter, cur cursor) (stateMsg, cursor) 
 	for _, e := range s.events {
 		// Events of closed connections go too: the page keeps the lane of
 		// one that timed out, red marks and all.
-		if e.seq > cur.seq && (shown[e.Conn] || s.conns[e.Conn] == nil) {
+		if e.seq > cur.seq && (shown[e.Conn] || s.conns.get(e.Conn) == nil) {
 			msg.Events = append(msg.Events, e)
 		}
 	}

@@ -182,20 +182,23 @@ func TestHistoryMovesOnClose(t *testing.T) {
 	waitFor(t, "keepalive events", func() bool {
 		r.dash.state.mu.Lock()
 		defer r.dash.state.mu.Unlock()
-		for _, tr := range r.dash.state.conns {
-			return len(tr.own.ev) > 2
-		}
-		return false
+		n := 0
+		r.dash.state.conns.each(func(_ trackKey, tr *track) {
+			if tr.hist != nil {
+				n = len(tr.hist.own.ev)
+			}
+		})
+		return n > 2
 	})
 	c.CloseNow()
 	waitFor(t, "the track to move", func() bool {
 		r.dash.state.mu.Lock()
 		defer r.dash.state.mu.Unlock()
-		return len(r.dash.state.conns) == 0 && len(r.dash.state.ended) == 1
+		return r.dash.state.conns.len() == 0 && len(r.dash.state.ended) == 1
 	})
 	r.dash.state.mu.Lock()
 	defer r.dash.state.mu.Unlock()
-	if n := len(r.dash.state.ended[0].history()); n <= 2 {
+	if n := len(r.dash.state.ended[0].history(r.dash.state.ended[0].info.ID)); n <= 2 {
 		t.Errorf("closed connection kept %d events, want its history", n)
 	}
 }
@@ -203,18 +206,18 @@ func TestHistoryMovesOnClose(t *testing.T) {
 func TestTrackRing(t *testing.T) {
 	var tr track
 	for i := range 7 {
-		tr.remember(event{Kind: "ping", Time: time.Unix(int64(i), 0)}, 3)
+		tr.remember(tether.Event{Kind: tether.EventPing, Time: time.Unix(int64(i), 0)}, 3)
 	}
-	h := tr.history()
+	h := tr.history("x")
 	if len(h) != 3 || h[0].Time.Unix() != 4 || h[2].Time.Unix() != 6 {
 		t.Fatalf("history %v, want the last three in order", h)
 	}
 	// The peer's pings have a ring of their own and merge in time order:
 	// a fast peer does not push the connection's own pings out.
 	for i := range 10 {
-		tr.remember(event{Kind: "peer_ping", Time: time.Unix(int64(i), 500)}, 3)
+		tr.remember(tether.Event{Kind: tether.EventPeerPing, Time: time.Unix(int64(i), 500)}, 3)
 	}
-	h = tr.history()
+	h = tr.history("x")
 	var kinds []string
 	for i, e := range h {
 		kinds = append(kinds, e.Kind)

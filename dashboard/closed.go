@@ -33,19 +33,26 @@ func closedInfo(ci tether.ConnInfo, t *track, now time.Time) tether.ConnInfo {
 		at := now.UTC()
 		ci.ClosedAt = &at
 	}
-	ci.PingTimeouts = max(ci.PingTimeouts, t.timeouts)
+	ci.PingTimeouts = max(ci.PingTimeouts, int64(t.timeouts))
 	return ci
 }
 
-// retain keeps a closed connection's track among the recently closed,
-// dropping the oldest beyond s.keep; the caller holds s.mu.
-func (s *state) retain(t *track, now time.Time) {
+// retain keeps the track of closed connection id among the recently
+// closed, dropping the oldest beyond s.keep; the caller holds s.mu. A
+// connection whose close event was lost is kept with what its track says
+// of it (lastInfo).
+func (s *state) retain(t *track, id string, now time.Time) {
 	if s.keep <= 0 {
 		return
 	}
-	t.info = closedInfo(t.info, t, now)
-	t.ended = now
-	if i := slices.IndexFunc(s.ended, func(k *track) bool { return k.info.ID == t.info.ID }); i >= 0 {
+	info := t.lastInfo(id)
+	if t.info != nil {
+		info = *t.info
+	}
+	info = closedInfo(info, t, now)
+	t.info = &info
+	t.ended = now.UnixNano()
+	if i := slices.IndexFunc(s.ended, func(k *track) bool { return k.info.ID == id }); i >= 0 {
 		s.ended = slices.Delete(s.ended, i, i+1) // a redial that reused the ID
 	}
 	s.ended = append(s.ended, t)
@@ -60,7 +67,7 @@ func (s *state) retain(t *track, now time.Time) {
 // caller holds s.mu.
 func (s *state) expire(now time.Time) {
 	n := 0
-	for n < len(s.ended) && now.Sub(s.ended[n].ended) > s.keepFor {
+	for n < len(s.ended) && now.Sub(time.Unix(0, s.ended[n].ended)) > s.keepFor {
 		n++
 	}
 	if n > 0 {
@@ -86,7 +93,7 @@ func (s *state) endedTrack(id string) *track {
 func (s *state) closedList(f filter, node string) []connJSON {
 	out := []connJSON{}
 	for i := len(s.ended) - 1; i >= 0; i-- {
-		if ci := &s.ended[i].info; f.match(ci, node) {
+		if ci := s.ended[i].info; f.match(ci, node) {
 			out = append(out, connJSON{ConnInfo: *ci, Node: node})
 		}
 	}
@@ -103,7 +110,7 @@ func (s *state) ghostHistory(list []connJSON, hist map[string][]event) {
 			return
 		}
 		if t := s.endedTrack(c.ID); t != nil && t.timedOut() {
-			hist[c.ID] = t.history()
+			hist[c.ID] = t.history(c.ID)
 			n++
 		}
 	}

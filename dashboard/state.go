@@ -50,11 +50,12 @@ type state struct {
 	keepFor time.Duration
 
 	mu     sync.Mutex
-	conns  map[string]*track
+	conns  trackMap             // live connections
 	gone   map[string]time.Time // recently closed IDs
 	ended  []*track             // recently closed connections, in closing order
 	endVer uint64               // changes whenever ended does
-	list   []tether.ConnInfo    // live connections at the last read, oldest first
+	list   []tether.ConnInfo    // live connections at the last read, oldest first, while a page watches (see keepList)
+	live   int                  // how many the last read listed
 	remote []connJSON           // the other nodes' connections at the last read
 	events []event              // recent events, for the feeds
 	seq    uint64               // seq of the last event
@@ -78,7 +79,6 @@ func newState(reg *tether.Registry, history, keep int, keepFor time.Duration, m 
 		keep:    keep,
 		keepFor: keepFor,
 		m:       m,
-		conns:   map[string]*track{},
 		gone:    map[string]time.Time{},
 		closed:  map[string]*counts{},
 		tick:    make(chan struct{}),
@@ -129,7 +129,7 @@ func (s *state) apply(e tether.Event) {
 	switch e.Kind {
 	case tether.EventOpen:
 		if t := s.track(e.ConnID); t != nil && found {
-			t.info = info
+			t.read(&info)
 		}
 	case tether.EventClose:
 		ev.Code, ev.Reason = int(e.Code), e.Reason
@@ -144,7 +144,7 @@ func (s *state) apply(e tether.Event) {
 		if t == nil || !t.count(e, &ev, s.m) {
 			return // a late event of a closed connection, or an unknown kind
 		}
-		t.remember(ev, s.history)
+		t.remember(e, s.history)
 	}
 	s.append(ev)
 }
@@ -159,7 +159,7 @@ func (t *track) count(e tether.Event, ev *event, m *Metrics) bool {
 		ms := float64(e.RTT) / float64(time.Millisecond)
 		ev.RTTms = &ms
 		t.pongs++
-		m.observeRTT(t.info.Role, e.RTT)
+		m.observeRTT(t.role.String(), e.RTT)
 	case tether.EventTimeout:
 		t.timeouts++
 	case tether.EventPeerPing:
@@ -178,14 +178,14 @@ func (t *track) count(e tether.Event, ev *event, m *Metrics) bool {
 // track returns the connection's track, creating it, or nil once the
 // connection has closed.
 func (s *state) track(id string) *track {
-	if t := s.conns[id]; t != nil {
+	if t := s.conns.get(id); t != nil {
 		return t
 	}
 	if _, ok := s.gone[id]; ok {
 		return nil
 	}
-	t := &track{info: tether.ConnInfo{ID: id}}
-	s.conns[id] = t
+	t := &track{}
+	s.conns.put(id, t)
 	return t
 }
 
@@ -194,10 +194,12 @@ func (s *state) track(id string) *track {
 // ones. A close that comes after the connection was taken as closed (its
 // reads missed) still updates what is kept of it.
 func (s *state) closeTrack(e tether.Event, now time.Time) {
-	t := s.conns[e.ConnID]
+	t := s.conns.get(e.ConnID)
 	if t == nil {
 		if k := s.endedTrack(e.ConnID); k != nil && e.Info != nil {
-			k.info = closedInfo(*e.Info, k, now)
+			k.read(e.Info)
+			info := closedInfo(*e.Info, k, now)
+			k.info = &info
 			s.endVer++
 			return
 		}
@@ -205,10 +207,13 @@ func (s *state) closeTrack(e tether.Event, now time.Time) {
 			return
 		}
 		t = &track{}
-		s.conns[e.ConnID] = t
+		s.conns.put(e.ConnID, t)
 	}
 	if e.Info != nil {
-		t.info = *e.Info // the final counters, not the last poll's
+		// The final snapshot, with the final counters, not the last poll's.
+		t.read(e.Info)
+		info := *e.Info
+		t.info = &info
 	}
 	s.forget(e.ConnID, now)
 }
@@ -216,19 +221,19 @@ func (s *state) closeTrack(e tether.Event, now time.Time) {
 // forget drops a closed connection from the live ones, keeping its counters
 // in the totals and the connection itself among the recently closed.
 func (s *state) forget(id string, now time.Time) {
-	t := s.conns[id]
-	delete(s.conns, id)
+	t := s.conns.get(id)
+	s.conns.remove(id)
 	s.gone[id] = now
-	if t == nil || t.info.Role == "" { // never read: nothing to count or show
+	if t == nil || t.role == 0 { // never read: nothing to count or show
 		return
 	}
-	c := s.closed[t.info.Role]
+	c := s.closed[t.role.String()]
 	if c == nil {
 		c = &counts{}
-		s.closed[t.info.Role] = c
+		s.closed[t.role.String()] = c
 	}
 	c.add(t.counts())
-	s.retain(t, now)
+	s.retain(t, id, now)
 }
 
 func (s *state) append(e event) {
@@ -256,31 +261,65 @@ func (s *state) read() []tether.ConnInfo {
 	return list
 }
 
-// merge takes a fresh read of the registry into the tracks; the caller
-// holds s.mu. A connection missing from several reads in a row is taken as
-// closed, in case its close event was lost.
-func (s *state) merge(list []tether.ConnInfo, now time.Time) {
+// merge takes a fresh read of the registry into the tracks and returns the
+// live connections it lists; the caller holds s.mu. A connection missing
+// from several reads in a row is taken as closed, in case its close event
+// was lost.
+func (s *state) merge(list []tether.ConnInfo, now time.Time) []tether.ConnInfo {
 	live := list[:0]
-	seen := make(map[string]bool, len(list))
-	for _, ci := range list {
-		t := s.track(ci.ID)
-		if t == nil {
-			continue // closed while the read was under way
+	for i := range list {
+		if s.mergeOne(&list[i]) {
+			live = append(live, list[i])
 		}
-		t.info, t.missing = ci, 0
-		seen[ci.ID] = true
-		live = append(live, ci)
 	}
-	s.list = live
-	for id, t := range s.conns {
-		if seen[id] {
-			continue
+	s.endMerge(len(live), now)
+	return live
+}
+
+// mergeOne takes one connection of a registry read into its track, and
+// reports whether it is live (not closed while the read was under way);
+// the caller holds s.mu.
+func (s *state) mergeOne(ci *tether.ConnInfo) bool {
+	t := s.track(ci.ID)
+	if t == nil {
+		return false
+	}
+	t.read(ci)
+	t.seen = true
+	return true
+}
+
+// mergeRegistry is merge straight from the registry, one connection at a
+// time, for when no page needs the list: a read of every snapshot at once
+// is several hundred bytes a connection, twice a second. The caller holds
+// s.mu.
+func (s *state) mergeRegistry(now time.Time) {
+	n := 0
+	s.reg.Range(func(ci tether.ConnInfo) bool {
+		if s.mergeOne(&ci) {
+			n++
+		}
+		return true
+	})
+	s.endMerge(n, now)
+}
+
+// endMerge ends a merge that found n live connections: those it did not
+// see go missing, and what was kept of closed ones expires. The caller
+// holds s.mu.
+func (s *state) endMerge(n int, now time.Time) {
+	s.live = n
+	s.conns.each(func(k trackKey, t *track) {
+		if t.seen {
+			t.seen = false
+			return
 		}
 		if t.missing++; t.missing >= missingAfter {
+			id := k.String()
 			s.forget(id, now)
 			s.append(event{Conn: id, Kind: "close", Time: now.UTC()})
 		}
-	}
+	})
 	for id, at := range s.gone {
 		if now.Sub(at) > goneFor {
 			delete(s.gone, id)
@@ -319,20 +358,27 @@ func (s *state) readRemote() []connJSON {
 // connection count (the cluster's, in cluster mode) when asked to, works
 // out the findings while a page watches, and wakes the feeds.
 func (s *state) refresh(now time.Time, sampleCount bool) {
-	list := s.read()
-	remote := s.readRemote()
-	if s.watchers.Load() > 0 {
+	var list []tether.ConnInfo
+	watched := s.watchers.Load() > 0
+	if watched {
+		list = s.read()
 		s.refreshFindings()
 	}
+	remote := s.readRemote()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.merge(list, now)
+	if watched {
+		s.list = s.merge(list, now)
+	} else {
+		s.list = nil
+		s.mergeRegistry(now)
+	}
 	s.remote = remote
 	if sampleCount {
 		if len(s.series) >= maxSamples {
 			s.series = slices.Delete(s.series, 0, len(s.series)-maxSamples+1)
 		}
-		s.series = append(s.series, sample{T: now.UTC().Truncate(time.Millisecond), N: len(s.list) + len(s.remote)})
+		s.series = append(s.series, sample{T: now.UTC().Truncate(time.Millisecond), N: s.live + len(s.remote)})
 	}
 	close(s.tick)
 	s.tick = make(chan struct{})
@@ -351,22 +397,22 @@ func (s *state) totals() ([]tether.ConnInfo, map[string]counts) {
 	list := s.read()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.merge(list, time.Now())
+	live := s.merge(list, time.Now())
 	out := map[string]counts{}
 	for role, c := range s.closed {
 		sum := out[role]
 		sum.add(*c)
 		out[role] = sum
 	}
-	for _, t := range s.conns {
-		if t.info.Role == "" {
-			continue // not read from the registry yet
+	s.conns.each(func(_ trackKey, t *track) {
+		if t.role == 0 {
+			return // not read from the registry yet
 		}
-		sum := out[t.info.Role]
+		sum := out[t.role.String()]
 		sum.add(t.counts())
-		out[t.info.Role] = sum
-	}
-	return slices.Clone(s.list), out
+		out[t.role.String()] = sum
+	})
+	return live, out // a fresh slice, which merges leave alone
 }
 
 // connection returns the last snapshot of one connection and its history:
@@ -377,12 +423,12 @@ func (s *state) connection(id string) (tether.ConnInfo, []event, bool) {
 	defer s.mu.Unlock()
 	if !ok {
 		if t := s.endedTrack(id); t != nil {
-			return t.info, t.history(), true
+			return *t.info, t.history(id), true
 		}
 		return tether.ConnInfo{}, nil, false
 	}
-	if t := s.conns[id]; t != nil {
-		return info, t.history(), true
+	if t := s.conns.get(id); t != nil {
+		return info, t.history(id), true
 	}
 	return info, nil, true // opened a moment ago
 }

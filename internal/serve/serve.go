@@ -145,9 +145,8 @@ func (s *Server) echo(w http.ResponseWriter, r *http.Request) {
 	if c == nil {
 		return
 	}
-	ctx := context.Background()
 	s.serveInBackground(c, func(typ tether.MessageType, p []byte) error {
-		return c.Write(ctx, typ, p)
+		return c.Write(context.Background(), typ, p)
 	})
 }
 
