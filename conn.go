@@ -44,7 +44,6 @@ type conn struct {
 	id          connID
 	nc          net.Conn
 	br          *connReader // the pull reader; under the engine, made for the end phase
-	drv         *driver     // the event engine's, or nil: a reader goroutine drives the connection
 	cfg         *connConfig // shared: see shareConfig
 	log         connLog     // its records, with its attributes (log.go)
 	subprotocol string
@@ -182,7 +181,7 @@ func newConn(nc net.Conn, br *bufio.Reader, role wire.Role, cfg config, subproto
 		cfg.registry.add(c)
 	}
 	if looped {
-		c.drv.pc.Start() // the engine runs while it holds a connection: it cannot have closed
+		c.loop().pc.Start() // the engine runs while it holds a connection: it cannot have closed
 	} else {
 		go c.readLoop()
 	}

@@ -74,6 +74,14 @@ type driver struct {
 // (RFC 6455 section 5.5.1).
 var errEnd = errors.New("tether: end of stream")
 
+// loop returns the connection's driver under the event engine, nil under
+// the goroutine engine. The driver is the connection's net.Conn there, so
+// the connection keeps no field for it.
+func (c *conn) loop() *driver {
+	d, _ := c.nc.(*driver)
+	return d
+}
+
 // takeSocket hands the connection's socket to the event engine, which
 // reads it once start is called; it reports false, leaving nc as it was,
 // when the engine cannot take it.
@@ -89,7 +97,7 @@ func (c *conn) takeSocket(nc net.Conn, early *bufio.Reader) bool {
 		return false
 	}
 	d.pc = pc
-	c.drv, c.nc = d, d
+	c.nc = d // see loop
 	return true
 }
 

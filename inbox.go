@@ -249,7 +249,7 @@ func (q *inbox) drainTo(f func(message)) {
 // madeRoom tells the event engine's driver that a message was taken: a
 // connection that stopped reading on a full queue reads again.
 func (c *conn) madeRoom() {
-	if c.drv != nil {
-		c.drv.roomMade()
+	if d := c.loop(); d != nil {
+		d.roomMade()
 	}
 }

@@ -66,11 +66,11 @@ func (c *conn) arm(d time.Duration) {
 	}
 	d = max(d, 0)
 	c.ka.due = c.cfg.clock.Now().Add(d).UnixNano()
-	if c.ka.timer == nil && c.drv != nil && c.cfg.clock == clock.Real {
+	if c.ka.timer == nil && c.loop() != nil && c.cfg.clock == clock.Real {
 		// The event engine's timer: steps run on the connection's loop,
 		// with every other ping that falls due then, and no goroutine.
 		c.ka.onLoop = true
-		c.ka.timer = c.drv.pc.AfterFunc(d, c.keepaliveOnLoop)
+		c.ka.timer = c.loop().pc.AfterFunc(d, c.keepaliveOnLoop)
 	} else if c.ka.timer == nil {
 		c.ka.timer = c.cfg.clock.AfterFunc(d, c.keepaliveFire)
 	} else {
@@ -94,7 +94,7 @@ func (c *conn) keepaliveFire() {
 // goes out from there, unless a writer holds the frame lock.
 func (c *conn) keepaliveOnLoop() {
 	if p := c.keepaliveStep(); p != nil {
-		c.drv.sendPing(p)
+		c.loop().sendPing(p)
 	}
 }
 

@@ -114,11 +114,11 @@ func (c *conn) readLoop() { c.endReading(c.readFrames) }
 // endReading runs read, the rest of the connection's reading (all of it on
 // a reader goroutine, the end phase under the event engine), then ends it.
 func (c *conn) endReading(read func()) {
-	if c.drv != nil {
+	if c.loop() != nil {
 		// The end takes effect after the messages received before it are
 		// handled, as on a reader goroutine, where it is not even read
 		// while handle runs: their replies go out before the close frame.
-		c.drv.waitServed()
+		c.loop().waitServed()
 		c.handled()
 	}
 	read()

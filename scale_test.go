@@ -165,7 +165,7 @@ func TestBlockingHandlerStallsOnlyItself(t *testing.T) {
 	// Connection 0's handle blocks; its peer sends until its writes block.
 	const b = 0
 	bc, peer := s.conns[b], clients[b]
-	onLoop := bc.drv != nil
+	onLoop := bc.loop() != nil
 	if err := peer.Write(ctx, Text, []byte("block")); err != nil {
 		t.Fatal(err)
 	}
@@ -193,11 +193,11 @@ func TestBlockingHandlerStallsOnlyItself(t *testing.T) {
 	if onLoop {
 		eventually(t, "reading to stop on the full queue", func() bool { return !bc.Stats().ReadStalledSince.IsZero() })
 	}
-	if peer.drv != nil {
+	if peer.loop() != nil {
 		// The peer's queue is at its bound, and its Write waits: TCP
 		// pushes back all the way. (A peer with a reader goroutine
 		// blocks in the socket's write, out of sight.)
-		eventually(t, "the peer's writes to block", func() bool { return peer.drv.pc.Queued() >= writeQueueLimit })
+		eventually(t, "the peer's writes to block", func() bool { return peer.loop().pc.Queued() >= writeQueueLimit })
 	}
 
 	// A minute on the keepalive clock: six pings on every connection.

@@ -189,7 +189,7 @@ var writevPool = sync.Pool{New: func() any { return new(writev) }}
 // connection whose net.Conn was replaced (tests count bytes that way) goes
 // through the replacement.
 func (c *conn) sockWrite(p []byte) error {
-	if c.drv != nil {
+	if c.loop() != nil {
 		_, err := c.nc.Write(p)
 		return err
 	}
