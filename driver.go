@@ -36,38 +36,51 @@ type driver struct {
 	pc    *poll.Conn
 	dec   wire.Decoder
 	addrs sockAddrs
-
-	// net.Conn (loopconn.go): under mu
-	wdl   int64              // write deadline, unix nanos; 0 for none
-	wstop context.CancelFunc // ends a Write waiting for room when the deadline moves
-	pull  *pullBuf           // made when the end phase begins
+	ext   *driverExt // made by the first that needs it: most connections never do
 
 	// the message being assembled; the loop's alone
 	cur        *[]byte
+	start      int32 // where the current frame's payload begins in cur
+	typ        MessageType
 	pooled     bool
 	compressed bool
-	typ        MessageType
-	start      int // where the current frame's payload begins in cur
-	hdr        wire.Header
+	first      bool // the current frame begins its message
+	fin        bool // the current frame ends it
 
 	// Reading is paused while either holds; they change, and the engine
 	// is told, under mu, so that a resume cannot overtake a pause. mu also
-	// guards the net.Conn side's fields and the serving state below.
+	// guards the net.Conn side's fields (ext) and the serving state below.
 	mu          sync.Mutex
 	stalled     bool // for room in the inbox
 	pongBlocked bool // until the write queue drains, for a pong
 
 	// Serve and Go: serving says a worker is handing messages to handle
 	// (one at most per connection, so handle sees them one at a time, in
-	// order); next is the message handed to it directly; served is closed
-	// when it stops. Under mu.
+	// order); next is the message handed to it directly (always a pooled
+	// buffer), nextTyp its type. Under mu.
 	serving bool
-	hasNext bool
-	next    message
-	served  chan struct{}
+	nextTyp MessageType
+	next    *[]byte
 
 	stalledHint atomic.Bool // stalled, read without mu
 	ended       atomic.Bool // the loop no longer decodes: the end phase runs
+}
+
+// driverExt is what only some connections need of their driver, under its
+// mu: a write deadline, a worker to wait for, the end phase's reader.
+type driverExt struct {
+	wdl    int64              // write deadline, unix nanos; 0 for none
+	wstop  context.CancelFunc // ends a Write waiting for room when the deadline moves
+	served chan struct{}      // closed when the worker stops serving
+	pull   *pullBuf           // made when the end phase begins
+}
+
+// extLocked returns d.ext, made if need be; mu is held.
+func (d *driver) extLocked() *driverExt {
+	if d.ext == nil {
+		d.ext = &driverExt{}
+	}
+	return d.ext
 }
 
 // errEnd stops the decoder at a close frame: what follows is ignored
@@ -90,7 +103,8 @@ func (c *conn) takeSocket(nc net.Conn, early *bufio.Reader) bool {
 	if early != nil && early.Buffered() > 0 {
 		leftover, _ = early.Peek(early.Buffered())
 	}
-	d := &driver{c: c, addrs: addrsOf(nc)}
+	d := &driver{c: c}
+	d.addrs.set(nc)
 	d.dec.Init(wire.DecoderConfig{Role: c.role, AllowRsv1: c.deflate != nil, ReadLimit: c.cfg.readLimit}, d)
 	pc, err := takeSocket(nc, leftover, d)
 	if err != nil {
@@ -188,7 +202,7 @@ func (d *driver) OnFrame(h wire.Header, msg wire.Opcode) error {
 		d.compressed = h.Rsv&wire.Rsv1 != 0
 		d.cur, d.pooled = d.c.messageBuf(h, d.compressed)
 	}
-	d.start, d.hdr = len(*d.cur), h
+	d.start, d.first, d.fin = int32(len(*d.cur)), h.Opcode != wire.OpContinuation, h.Fin
 	return nil
 }
 
@@ -203,8 +217,10 @@ func (d *driver) OnPayload(p []byte, last bool) error {
 		return nil
 	}
 	c := d.c
-	c.logFrame("<", d.hdr, (*d.cur)[d.start:])
-	if !d.hdr.Fin {
+	if c.cfg.logFrames {
+		c.logFrame("<", d.header(), (*d.cur)[d.start:])
+	}
+	if !d.fin {
 		return nil
 	}
 	cur := d.cur
@@ -227,6 +243,19 @@ func (d *driver) OnPayload(p []byte, last bool) error {
 		return wire.ErrPause // stop right here: the rest waits in the engine
 	}
 	return nil
+}
+
+// header is the current data frame's header, as far as a frame record
+// shows it.
+func (d *driver) header() wire.Header {
+	h := wire.Header{Fin: d.fin, Opcode: wire.OpContinuation, Length: int64(len(*d.cur)) - int64(d.start), Masked: d.c.role == wire.Server}
+	if d.first {
+		h.Opcode = wire.Opcode(d.typ)
+		if d.compressed {
+			h.Rsv = wire.Rsv1
+		}
+	}
+	return h
 }
 
 // dispatch queues a whole message for Read, or hands it to handle under
@@ -260,9 +289,9 @@ func (d *driver) dispatch(m message) (full bool) {
 func (d *driver) toHandle(m message, closing bool) (full bool) {
 	c := d.c
 	d.mu.Lock()
-	if !d.serving {
+	if !d.serving && m.pooled != nil {
 		if q := c.msgs.Load(); q == nil || q.empty() {
-			d.serving, d.next, d.hasNext = true, m, true
+			d.serving, d.next, d.nextTyp = true, m.pooled, m.typ
 			d.mu.Unlock()
 			startWorker(d)
 			return false
@@ -298,8 +327,12 @@ func (d *driver) serve() {
 	c := d.c
 	for {
 		d.mu.Lock()
-		m, has := d.next, d.hasNext
-		d.next, d.hasNext = message{}, false
+		var m message
+		has := d.next != nil
+		if has {
+			m = message{typ: d.nextTyp, p: *d.next, pooled: d.next}
+		}
+		d.next = nil
 		d.mu.Unlock()
 		if s := c.srv.Load(); s != nil {
 			c.handleMu.Lock()
@@ -320,9 +353,9 @@ func (d *driver) serve() {
 		d.mu.Lock()
 		if q := c.msgs.Load(); q == nil || q.empty() || c.srv.Load() == nil {
 			d.serving = false
-			if d.served != nil {
-				close(d.served)
-				d.served = nil
+			if d.ext != nil && d.ext.served != nil {
+				close(d.ext.served)
+				d.ext.served = nil
 			}
 			d.mu.Unlock()
 			return
@@ -340,10 +373,11 @@ func (d *driver) waitServed() {
 		d.mu.Unlock()
 		return
 	}
-	if d.served == nil {
-		d.served = make(chan struct{})
+	x := d.extLocked()
+	if x.served == nil {
+		x.served = make(chan struct{})
 	}
-	ch := d.served
+	ch := x.served
 	d.mu.Unlock()
 	<-ch
 }

@@ -30,19 +30,35 @@ import (
 // The addresses are kept as netip.AddrPort, not net.Addr: the *TCPAddr
 // values would cost a connection two allocations more for its life.
 
-// sockAddrs are a connection's addresses.
+// sockAddrs are a connection's addresses, compact: an IP address as its
+// 16 bytes, not a netip.Addr (24 bytes, for a zone pointer most never
+// use), nor a *net.TCPAddr (two allocations).
 type sockAddrs struct {
-	remote, local netip.AddrPort
-	unix          *[2]net.Addr // a Unix socket's, remote and local
+	rip, lip     [16]byte
+	rport, lport uint16
+	v4           bool         // rip and lip hold IPv4 addresses (4-in-6)
+	other        *[2]net.Addr // remote and local as given: Unix sockets, zoned IPv6
 }
 
-func addrsOf(nc net.Conn) sockAddrs {
+func (a *sockAddrs) set(nc net.Conn) {
 	r, rok := nc.RemoteAddr().(*net.TCPAddr)
 	l, lok := nc.LocalAddr().(*net.TCPAddr)
-	if rok && lok {
-		return sockAddrs{remote: r.AddrPort(), local: l.AddrPort()}
+	if !rok || !lok || r.Zone != "" || l.Zone != "" {
+		a.other = &[2]net.Addr{nc.RemoteAddr(), nc.LocalAddr()}
+		return
 	}
-	return sockAddrs{unix: &[2]net.Addr{nc.RemoteAddr(), nc.LocalAddr()}}
+	rp, lp := r.AddrPort(), l.AddrPort()
+	a.rip, a.lip = rp.Addr().As16(), lp.Addr().As16()
+	a.rport, a.lport = rp.Port(), lp.Port()
+	a.v4 = rp.Addr().Is4()
+}
+
+func (a *sockAddrs) tcp(ip [16]byte, port uint16) net.Addr {
+	addr := netip.AddrFrom16(ip)
+	if a.v4 {
+		addr = addr.Unmap()
+	}
+	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(addr, port))
 }
 
 // pullBuf holds the bytes read for the end phase's Read.
@@ -63,7 +79,10 @@ func (d *driver) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	d.mu.Lock()
-	pb := d.pull
+	var pb *pullBuf
+	if d.ext != nil {
+		pb = d.ext.pull
+	}
 	if pb == nil {
 		d.mu.Unlock()
 		return 0, errors.New("tether: read outside the end phase of an engine connection")
@@ -120,7 +139,7 @@ func (d *driver) Read(p []byte) (int, error) {
 // Read. rest is what the loop read past the point where it stopped.
 func (d *driver) startPull(rest []byte) {
 	d.mu.Lock()
-	d.pull = &pullBuf{wake: make(chan struct{}, 1)}
+	d.extLocked().pull = &pullBuf{wake: make(chan struct{}, 1)}
 	d.mu.Unlock()
 	if len(rest) > 0 {
 		d.feed(rest)
@@ -131,7 +150,7 @@ func (d *driver) startPull(rest []byte) {
 // reading until Read has taken them.
 func (d *driver) feed(p []byte) {
 	d.mu.Lock()
-	pb := d.pull
+	pb := d.ext.pull
 	pb.buf = append(pb.buf, p...)
 	if !pb.paused && len(pb.buf)-pb.off >= pullBound {
 		pb.paused = true
@@ -144,7 +163,7 @@ func (d *driver) feed(p []byte) {
 // endPull hands Read the error that ended reading.
 func (d *driver) endPull(err error) {
 	d.mu.Lock()
-	pb := d.pull
+	pb := d.ext.pull
 	if pb.err == nil {
 		pb.err = err
 	}
@@ -164,7 +183,10 @@ func (d *driver) Write(p []byte) (int, error) {
 		// The queue is at its bound: wait for room, as a blocking write
 		// waits for the socket, until the deadline.
 		d.mu.Lock()
-		dl := unixTime(d.wdl)
+		dl := time.Time{}
+		if d.ext != nil {
+			dl = unixTime(d.ext.wdl)
+		}
 		if !dl.IsZero() && !time.Now().Before(dl) {
 			d.mu.Unlock()
 			return 0, d.opErr("write", os.ErrDeadlineExceeded)
@@ -173,11 +195,11 @@ func (d *driver) Write(p []byte) (int, error) {
 		if !dl.IsZero() {
 			ctx, cancel = context.WithDeadline(context.Background(), dl)
 		}
-		d.wstop = cancel
+		d.extLocked().wstop = cancel
 		d.mu.Unlock()
 		err = d.pc.Write(ctx, p)
 		d.mu.Lock()
-		d.wstop = nil
+		d.ext.wstop = nil
 		d.mu.Unlock()
 		cancel()
 		switch {
@@ -213,17 +235,17 @@ func (d *driver) CloseWrite() error {
 }
 
 func (d *driver) LocalAddr() net.Addr {
-	if d.addrs.unix != nil {
-		return d.addrs.unix[1]
+	if d.addrs.other != nil {
+		return d.addrs.other[1]
 	}
-	return net.TCPAddrFromAddrPort(d.addrs.local)
+	return d.addrs.tcp(d.addrs.lip, d.addrs.lport)
 }
 
 func (d *driver) RemoteAddr() net.Addr {
-	if d.addrs.unix != nil {
-		return d.addrs.unix[0]
+	if d.addrs.other != nil {
+		return d.addrs.other[0]
 	}
-	return net.TCPAddrFromAddrPort(d.addrs.remote)
+	return d.addrs.tcp(d.addrs.rip, d.addrs.rport)
 }
 
 func (d *driver) SetDeadline(t time.Time) error {
@@ -233,7 +255,10 @@ func (d *driver) SetDeadline(t time.Time) error {
 
 func (d *driver) SetReadDeadline(t time.Time) error {
 	d.mu.Lock()
-	pb := d.pull
+	var pb *pullBuf
+	if d.ext != nil {
+		pb = d.ext.pull
+	}
 	if pb != nil {
 		pb.dl = t
 	}
@@ -246,12 +271,17 @@ func (d *driver) SetReadDeadline(t time.Time) error {
 
 func (d *driver) SetWriteDeadline(t time.Time) error {
 	d.mu.Lock()
-	d.wdl = 0
-	if !t.IsZero() {
-		d.wdl = t.UnixNano()
+	if t.IsZero() && d.ext == nil {
+		d.mu.Unlock()
+		return nil
 	}
-	if d.wstop != nil {
-		d.wstop()
+	x := d.extLocked()
+	x.wdl = 0
+	if !t.IsZero() {
+		x.wdl = t.UnixNano()
+	}
+	if x.wstop != nil {
+		x.wstop()
 	}
 	d.mu.Unlock()
 	return nil
