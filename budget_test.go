@@ -14,10 +14,14 @@ import (
 )
 
 // idleConnBudget is the live heap, in bytes, an idle server connection may
-// cost: what TestIdleConnBudget measured (1,331-1,347 B), plus about 15 %.
-// Its goroutine (stack and runtime structure) is not counted: the engine of
-// issue 17 removes it. Of the rest, the net.Conn (296 B), the runtime timer
-// (131 B) and the reader (112 B) are the goroutine driver's too.
+// cost under either engine, plus about 10 %: the event engine measured
+// 1,416-1,419 B (conn 576, driver 256, the engine's socket 128, its timer
+// 48 and closure 16, Go's server 64, registry and loop tables ~90, cleanup
+// 24, the loops' read buffers amortized), the goroutine engine 1,331-1,347 B
+// without its goroutine (stack and runtime structure, not counted: see
+// TestIdleConnsOwnNoGoroutine for what the event engine saves there), of
+// which the net.Conn (296 B), the runtime timer (131 B) and the reader
+// (112 B) are that engine's own.
 const idleConnBudget = 1550
 
 // budgetConns is how many connections TestIdleConnBudget opens.
