@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/tetherws/tether/internal/poll"
 )
@@ -75,13 +76,18 @@ func (cfg *config) wantsLoop(nc net.Conn) bool {
 }
 
 // engine is the process's event engine, started with the first connection
-// it takes and stopped when the last one ends, so a process (or a test)
-// without connections on it has no loop goroutines.
+// it takes and stopped engineLinger after the last one ends, so a process
+// (or a test) without connections on it has no loop goroutines, and one
+// whose connections come and go (a client that reconnects, short-lived
+// connections one at a time) does not start it for each.
 var engine struct {
 	mu    sync.Mutex
 	e     *poll.Engine
-	conns int // adopted and not yet closed (OnClose not yet run)
+	conns int         // adopted and not yet closed (OnClose not yet run)
+	idle  *time.Timer // stops the engine: armed while conns is 0
 }
+
+const engineLinger = 100 * time.Millisecond
 
 // writeQueueLimit bounds what an engine connection queues beyond what its
 // socket takes: past it Write waits, as a write on a full socket blocks
@@ -95,6 +101,10 @@ const writeQueueLimit = 16 << 10
 func takeSocket(nc net.Conn, early []byte, h poll.Handler) (*poll.Conn, error) {
 	engine.mu.Lock()
 	defer engine.mu.Unlock()
+	if engine.idle != nil {
+		engine.idle.Stop()
+		engine.idle = nil
+	}
 	if engine.e == nil {
 		e, err := poll.New(poll.Options{WriteQueueLimit: writeQueueLimit})
 		if err != nil {
@@ -114,19 +124,32 @@ func takeSocket(nc net.Conn, early []byte, h poll.Handler) (*poll.Conn, error) {
 }
 
 // socketReleased is called, on a loop, when an adopted connection has
-// closed; the last one stops the engine (from another goroutine: Close
-// waits for the loops).
+// closed; after the last one the engine stops, unless another comes within
+// engineLinger.
 func socketReleased() {
 	engine.mu.Lock()
 	defer engine.mu.Unlock()
 	engine.conns--
-	if engine.conns == 0 && engine.e != nil {
-		go engine.e.Close()
-		engine.e = nil
-		workers.mu.Lock()
-		close(workers.quit) // idle workers end with the engine
-		workers.mu.Unlock()
+	if engine.conns == 0 && engine.e != nil && engine.idle == nil {
+		engine.idle = time.AfterFunc(engineLinger, stopIdleEngine)
 	}
+}
+
+// stopIdleEngine stops the engine if it still has no connection. It runs on
+// a goroutine of its own: Close waits for the loops.
+func stopIdleEngine() {
+	engine.mu.Lock()
+	if engine.conns != 0 || engine.e == nil || engine.idle == nil {
+		engine.mu.Unlock()
+		return // a connection came, or this timer was stopped too late
+	}
+	e := engine.e
+	engine.idle, engine.e = nil, nil
+	workers.mu.Lock()
+	close(workers.quit) // idle workers end with the engine
+	workers.mu.Unlock()
+	engine.mu.Unlock()
+	e.Close() // outside the lock: a new engine may start meanwhile
 }
 
 // workers call Serve's and Go's handle for the engine's connections. A

@@ -36,9 +36,15 @@ func dupConn(nc net.Conn) (int, error) {
 	if derr != nil {
 		return -1, osErr("fcntl", derr)
 	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return -1, osErr("fcntl", err)
+	switch nc.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		// Go's own sockets are non-blocking already: two system calls
+		// saved on every handshake.
+	default:
+		if err := unix.SetNonblock(fd, true); err != nil {
+			unix.Close(fd)
+			return -1, osErr("fcntl", err)
+		}
 	}
 	nc.Close()
 	return fd, nil
