@@ -157,7 +157,9 @@ func stopIdleEngine() {
 // when none is idle) until it has none left, so a handle that blocks holds
 // up only its own connection, and an idle connection holds no goroutine.
 // Up to maxIdleWorkers wait for work once done, so a busy server does not
-// start a goroutine per message; they end with the engine.
+// start a goroutine per message (nor grow a new one's stack for the write
+// path: with 64 kept and 100 busy connections, 6 % of an echo's CPU went
+// to copying stacks); they end with the engine.
 var workers struct {
 	work chan *driver // unbuffered: taken only by a worker waiting for it
 	mu   sync.Mutex
@@ -165,7 +167,7 @@ var workers struct {
 	quit chan struct{} // closed when the engine stops
 }
 
-const maxIdleWorkers = 64
+const maxIdleWorkers = 256
 
 func init() { workers.work = make(chan *driver) }
 
