@@ -49,6 +49,10 @@ type hubServer struct {
 	reg   *tether.Registry
 	url   string
 	conns sync.Map // remote address -> server-side *tether.Conn
+	// slowCloseTimeout, when set, is the slow clients' CloseTimeout: how
+	// long one holds the server's close frame behind messages it has not
+	// read (strict order) before it answers.
+	slowCloseTimeout time.Duration
 }
 
 // newHubServer starts a server for a hub with opts; its connections give up
@@ -105,6 +109,7 @@ func (s *hubServer) dial(room string, slow bool) *tether.Conn {
 		Registry: tether.NoRegistry, PingInterval: -1, Logger: discard}}
 	if slow {
 		opts.ReadQueue = 16
+		opts.CloseTimeout = s.slowCloseTimeout
 		opts.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			var d net.Dialer
 			nc, err := d.DialContext(ctx, network, addr)
@@ -453,6 +458,13 @@ func TestCloseSlowBehindBlockedWrite(t *testing.T) {
 // the policy closes it, and returns how its connection ended.
 func closeSlowAttempt(t *testing.T) error {
 	s := newHubServer(t, &Options{Queue: 4, WriteTimeout: time.Second, Logger: discard}, time.Minute)
+	// When the close frame goes out between two writes (an attempt that
+	// does not count), it reaches the member, which holds it behind the
+	// messages it has not read for its CloseTimeout before it answers:
+	// keep that short, so the attempt ends well within the wait below.
+	// (Under the event engine, whose 16 KiB write queue takes a 64 KiB
+	// message whole, this happens more often than on a reader goroutine.)
+	s.slowCloseTimeout = time.Second
 	stuck := s.dial("r", true)
 	sc := s.serverSide(stuck)
 	eventually(t, "joined", func() bool { return s.hub.Len("r") == 1 })
