@@ -241,6 +241,10 @@ func (c *conn) handleClose(p []byte) {
 	if sent != nil {
 		ce.Code, ce.Reason, ce.Initiator, ce.Sent = sent.Code, sent.Reason, "local", sent
 	} else {
+		// If the echo cannot be written (the peer may have closed TCP
+		// right after its frame: the event engine then has no socket
+		// left to write to), the end is still the peer's: decidedEnd.
+		c.doneState.Or(donePeerClose)
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.closeTimeout)
 		c.sendClose(ctx, rcvd.Code, reason) // echo the code (section 5.5.1)
 		cancel()
@@ -381,9 +385,15 @@ func (c *conn) writeFailed(err error) {
 // decidedEnd is the end of a connection that could not close properly: the
 // close this end decided (Close, a hub's slow-consumer policy), when one
 // was, even if its frame was stuck behind a blocked write whose failure
-// ends the connection, since that is why it ended; otherwise 1006 with
-// reason.
+// ends the connection, since that is why it ended; the peer's close when
+// ours was only its echo; otherwise 1006 with reason.
 func (c *conn) decidedEnd(reason string, err error) *CloseError {
+	if c.doneState.Load()&donePeerClose != 0 {
+		c.closeMu.Lock()
+		rcvd, sent := c.rcvd, c.sent
+		c.closeMu.Unlock()
+		return &CloseError{Code: rcvd.Code, Reason: rcvd.Reason, Initiator: "peer", Rcvd: rcvd, Sent: sent, Err: err}
+	}
 	c.closeMu.Lock()
 	decided := c.sent
 	c.closeMu.Unlock()

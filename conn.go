@@ -84,7 +84,7 @@ type conn struct {
 	rcvd      *CloseFrame
 	done      chan struct{} // closed by finish; made by doneChan, under closeMu
 	err       *CloseError   // set before doneFinished
-	doneState atomic.Uint32 // doneFinished, doneMade
+	doneState atomic.Uint32 // doneFinished, doneMade, donePeerClose
 	finishMu  sync.Once
 	closeSent atomic.Bool
 	aborting  sync.Mutex  // held while an abort sends its close frame
@@ -143,8 +143,9 @@ func (s *connStats) rareCounts() (timeouts, readStalls, discarded int64) {
 
 // The bits of conn.doneState.
 const (
-	doneFinished = 1 << iota // finish has run: isDone
-	doneMade                 // done is made
+	doneFinished  = 1 << iota // finish has run: isDone
+	doneMade                  // done is made
+	donePeerClose             // the peer's close frame came first: ours is its echo
 )
 
 // newConn wraps an upgraded net.Conn. br holds bytes already read past the

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -209,6 +210,7 @@ func TestMetricsPeerPingsAndFindings(t *testing.T) {
 func TestMetricsNotReading(t *testing.T) {
 	r := newRig(t, Options{}, 0)
 	release := make(chan struct{})
+	var read atomic.Int64
 	r.mux.HandleFunc("/stall", func(w http.ResponseWriter, req *http.Request) {
 		c, err := tether.Accept(w, req, &tether.AcceptOptions{ConnOptions: tether.ConnOptions{Registry: r.reg, Logger: quiet,
 			PingInterval: 20 * time.Millisecond, PingTimeout: 50 * time.Millisecond, ReadAhead: 1024}})
@@ -225,6 +227,7 @@ func TestMetricsNotReading(t *testing.T) {
 			if _, _, err := c.Read(context.Background()); err != nil {
 				return
 			}
+			read.Add(1)
 		}
 	})
 	c := r.dialPath(t, "/stall", tether.ConnOptions{Registry: tether.NoRegistry, PingInterval: -1})
@@ -250,9 +253,11 @@ func TestMetricsNotReading(t *testing.T) {
 	}
 
 	close(release)
+	// Every message read: until then the connection may stop again on its
+	// 1 KiB read-ahead, briefly, as the application catches up.
 	waitFor(t, "the resume", func() bool {
 		d, _ := r.detail(t, id)
-		return d.kinds()["resume"] == 1 && d.ReadStalledSince == nil
+		return read.Load() == 8 && d.kinds()["resume"] == 1 && d.ReadStalledSince == nil
 	})
 	d, _ := r.detail(t, id)
 	for _, e := range d.History {
