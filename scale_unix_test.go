@@ -4,7 +4,6 @@ package tether
 
 import (
 	"bufio"
-	"container/heap"
 	"context"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetherws/tether/internal/clock"
 	"github.com/tetherws/tether/internal/poll"
 )
 
@@ -50,8 +50,7 @@ const (
 // pong before the next. With the wall clock, 10,000 pings a second under
 // the race detector take more than this machine's two cores (pongs came
 // back late enough to fail connections); the fake clock makes the rounds
-// independent of the machine's speed. (The clock is heapClock, below:
-// clock.Fake sorts its timers at every firing, too slow for 10,000.) The pings, the pongs and everything
+// independent of the machine's speed. The pings, the pongs and everything
 // they do on the engine are real. (What the fake clock leaves out: with
 // the wall clock each keepalive timer fires on a goroutine the runtime
 // starts for it and which ends once the ping is written; at 10,000
@@ -87,7 +86,7 @@ func TestIdleConnsOwnNoGoroutine(t *testing.T) {
 		conns   = make([]*Conn, 0, n)
 		closing bool // the test is over: a connection accepted now is closed at once
 	)
-	fc := newHeapClock()
+	fc := clock.NewFake()
 	reg := NewRegistry() // listed, as by default, but apart from other tests
 	reg.Logger = discard // "several connections from one client": they are
 	opts := &AcceptOptions{ConnOptions: ConnOptions{
@@ -419,106 +418,4 @@ func each(n int, f func(i int) error, t *testing.T) {
 		t.Fatal(err)
 	default:
 	}
-}
-
-// heapClock is a fake Clock, as clock.Fake, for many timers: they wait in
-// a heap by due time (then by arming order), and Advance runs those that
-// fall due, in order, on its caller's goroutine, with Now at each one's
-// due time.
-type heapClock struct {
-	mu  sync.Mutex
-	now time.Time
-	seq int
-	h   heapTimers
-}
-
-type heapTimer struct {
-	c   *heapClock
-	due time.Time
-	seq int
-	idx int // in c.h; -1 when not pending
-	fn  func()
-}
-
-type heapTimers []*heapTimer
-
-func (h heapTimers) Len() int { return len(h) }
-func (h heapTimers) Less(i, j int) bool {
-	if h[i].due.Equal(h[j].due) {
-		return h[i].seq < h[j].seq
-	}
-	return h[i].due.Before(h[j].due)
-}
-func (h heapTimers) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].idx, h[j].idx = i, j
-}
-func (h *heapTimers) Push(x any) {
-	t := x.(*heapTimer)
-	t.idx = len(*h)
-	*h = append(*h, t)
-}
-func (h *heapTimers) Pop() any {
-	old := *h
-	t := old[len(old)-1]
-	*h = old[:len(old)-1]
-	t.idx = -1
-	return t
-}
-
-func newHeapClock() *heapClock {
-	return &heapClock{now: time.Date(2025, 6, 7, 5, 31, 37, 0, time.UTC)}
-}
-
-func (c *heapClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *heapClock) AfterFunc(d time.Duration, fn func()) Timer {
-	t := &heapTimer{c: c, fn: fn, idx: -1}
-	t.Reset(d)
-	return t
-}
-
-// Advance moves the clock by d, running every timer due meanwhile.
-func (c *heapClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	end := c.now.Add(d)
-	for len(c.h) > 0 && !c.h[0].due.After(end) {
-		t := heap.Pop(&c.h).(*heapTimer)
-		if t.due.After(c.now) {
-			c.now = t.due
-		}
-		c.mu.Unlock()
-		t.fn()
-		c.mu.Lock()
-	}
-	c.now = end
-	c.mu.Unlock()
-}
-
-func (t *heapTimer) Stop() bool {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	if t.idx < 0 {
-		return false
-	}
-	heap.Remove(&t.c.h, t.idx)
-	return true
-}
-
-func (t *heapTimer) Reset(d time.Duration) bool {
-	c := t.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	was := t.idx >= 0
-	if was {
-		heap.Remove(&c.h, t.idx)
-	}
-	c.seq++
-	t.due, t.seq = c.now.Add(d), c.seq
-	heap.Push(&c.h, t)
-	return was
 }

@@ -4,8 +4,8 @@
 package clock
 
 import (
+	"container/heap"
 	"context"
-	"sort"
 	"sync"
 	"time"
 )
@@ -43,7 +43,7 @@ type Fake struct {
 	mu      sync.Mutex
 	now     time.Time
 	seq     int
-	timers  []*fakeTimer
+	timers  fakeTimers    // a heap by due time, then arming order
 	changed chan struct{} // closed and replaced when timers are added; nil until waited on
 }
 
@@ -64,8 +64,8 @@ func (f *Fake) AfterFunc(d time.Duration, fn func()) Timer {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.seq++
-	t := &fakeTimer{clock: f, due: f.now.Add(d), seq: f.seq, fn: fn}
-	f.timers = append(f.timers, t)
+	t := &fakeTimer{clock: f, due: f.now.Add(d), seq: f.seq, fn: fn, idx: -1}
+	heap.Push(&f.timers, t)
 	f.notifyLocked()
 	return t
 }
@@ -113,19 +113,8 @@ func (f *Fake) Pending() int {
 func (f *Fake) Advance(d time.Duration) {
 	f.mu.Lock()
 	end := f.now.Add(d)
-	for {
-		sort.Slice(f.timers, func(i, j int) bool {
-			a, b := f.timers[i], f.timers[j]
-			if a.due.Equal(b.due) {
-				return a.seq < b.seq
-			}
-			return a.due.Before(b.due)
-		})
-		if len(f.timers) == 0 || f.timers[0].due.After(end) {
-			break
-		}
-		t := f.timers[0]
-		f.timers = f.timers[1:]
+	for len(f.timers) > 0 && !f.timers[0].due.After(end) {
+		t := heap.Pop(&f.timers).(*fakeTimer)
 		if t.due.After(f.now) {
 			f.now = t.due
 		}
@@ -141,7 +130,38 @@ type fakeTimer struct {
 	clock *Fake
 	due   time.Time
 	seq   int
+	idx   int // in the heap; -1 when not pending
 	fn    func()
+}
+
+// fakeTimers is a container/heap of pending timers: with tens of
+// thousands of them (one per connection's keepalive), a sort per fired
+// timer took minutes.
+type fakeTimers []*fakeTimer
+
+func (h fakeTimers) Len() int { return len(h) }
+func (h fakeTimers) Less(i, j int) bool {
+	if h[i].due.Equal(h[j].due) {
+		return h[i].seq < h[j].seq
+	}
+	return h[i].due.Before(h[j].due)
+}
+func (h fakeTimers) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].idx, h[j].idx = i, j
+}
+func (h *fakeTimers) Push(x any) {
+	t := x.(*fakeTimer)
+	t.idx = len(*h)
+	*h = append(*h, t)
+}
+func (h *fakeTimers) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	t.idx = -1
+	return t
 }
 
 func (t *fakeTimer) Stop() bool {
@@ -158,18 +178,16 @@ func (t *fakeTimer) Reset(d time.Duration) bool {
 	active := f.remove(t)
 	f.seq++
 	t.due, t.seq = f.now.Add(d), f.seq
-	f.timers = append(f.timers, t)
+	heap.Push(&f.timers, t)
 	f.notifyLocked()
 	return active
 }
 
 // remove takes t off the pending list; the caller holds f.mu.
 func (f *Fake) remove(t *fakeTimer) bool {
-	for i, x := range f.timers {
-		if x == t {
-			f.timers = append(f.timers[:i], f.timers[i+1:]...)
-			return true
-		}
+	if t.idx < 0 {
+		return false
 	}
-	return false
+	heap.Remove(&f.timers, t.idx)
+	return true
 }
