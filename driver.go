@@ -134,7 +134,11 @@ func (d *driver) OnData(_ *poll.Conn, p []byte) {
 		// linger, discarding up to its close frame.
 		left := d.dec.Left()
 		d.toEnd(p[n:])
-		go d.c.endReading(func() { d.c.failInOrder(err, left) })
+		q, hold := d.c.orderHold() // now, as a reader goroutine would
+		go d.c.endReading(func() {
+			d.c.waitOrder(q, hold)
+			d.c.fail(err, left)
+		})
 	}
 }
 
@@ -435,9 +439,10 @@ func (d *driver) OnControl(h wire.Header, p []byte) error {
 		c.handlePong(p)
 	case wire.OpClose:
 		payload := append([]byte(nil), p...)
+		q, hold := c.orderHold() // now, as a reader goroutine would
 		d.toEnd(nil)
 		go c.endReading(func() {
-			c.inOrder()
+			c.waitOrder(q, hold)
 			c.handleClose(payload)
 		})
 		return errEnd

@@ -24,18 +24,28 @@ package tether
 // effect: until the application has taken every queued message and come
 // back for more, the connection starts closing from our side, it ends, or
 // CloseTimeout passes.
-func (c *conn) inOrder() {
+func (c *conn) inOrder() { c.waitOrder(c.orderHold()) }
+
+// orderHold is inOrder's decision, taken when the end is found: the queue
+// and the hold to wait for, nil when there is none. The event engine takes
+// it on the loop, where the end is found, and waits on the goroutine that
+// ends the connection: by the time that goroutine runs, the application may
+// have taken the last message without having written its reply yet.
+func (c *conn) orderHold() (*inbox, <-chan struct{}) {
 	q := c.msgs.Load()
 	if q == nil || c.srv.Load() != nil {
-		return
+		return nil, nil
 	}
-	closing := c.closingChan()
 	select {
-	case <-closing:
-		return // our close frame is out: the application is not waiting for messages
+	case <-c.closingChan():
+		return nil, nil // our close frame is out: the application is not waiting for messages
 	default:
 	}
-	hold := q.holdEnd()
+	return q, q.holdEnd()
+}
+
+// waitOrder waits for a hold from orderHold, bounded by CloseTimeout.
+func (c *conn) waitOrder(q *inbox, hold <-chan struct{}) {
 	if hold == nil {
 		return
 	}
@@ -43,7 +53,7 @@ func (c *conn) inOrder() {
 	defer t.Stop()
 	select {
 	case <-hold:
-	case <-closing:
+	case <-c.closingChan():
 	case <-c.doneChan():
 	}
 }
