@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -173,8 +172,9 @@ func (d *driver) OnClose(_ *poll.Conn, err error) {
 		d.endPull(err)
 		return
 	}
-	d.toEnd(nil)
-	d.endPull(err)
+	// Nothing reads after this end (readFailed only records it), so the
+	// end phase's reader and buffer are not made.
+	d.ended.Store(true)
 	if err != io.EOF && err != io.ErrUnexpectedEOF && !errors.Is(err, net.ErrClosed) {
 		err = d.opErr("read", err)
 	}
@@ -513,9 +513,7 @@ func (d *driver) writeControl(op wire.Opcode, p []byte) bool {
 	}
 	h := wire.Header{Fin: true, Opcode: op, Length: int64(len(p))}
 	if c.role == wire.Client {
-		h.Masked = true
-		k := rand.Uint32()
-		h.Key = [4]byte{byte(k), byte(k >> 8), byte(k >> 16), byte(k >> 24)}
+		h.Masked, h.Key = true, newMaskKey()
 	}
 	var buf [wire.MaxHeaderSize + wire.MaxControlPayload]byte
 	n := wire.PutHeader(buf[:], h)

@@ -16,6 +16,13 @@ import (
 	"github.com/tetherws/tether/internal/wire"
 )
 
+// newMaskKey returns a client frame's masking key (RFC 6455 section 5.3),
+// from the runtime's ChaCha8, seeded by the OS.
+func newMaskKey() [4]byte {
+	k := rand.Uint32()
+	return [4]byte{byte(k), byte(k >> 8), byte(k >> 16), byte(k >> 24)}
+}
+
 // writeBufSize is the buffer a frame is assembled in: small frames leave in
 // one write, masked large ones in chunks of this size.
 const writeBufSize = 16 << 10
@@ -123,9 +130,7 @@ func (c *conn) writeFrame(ctx context.Context, h wire.Header, p []byte) error {
 		return c.frameNotStarted(h, context.Cause(ctx))
 	}
 	if c.role == wire.Client {
-		h.Masked = true
-		k := rand.Uint32() // runtime ChaCha8, seeded by the OS
-		h.Key = [4]byte{byte(k), byte(k >> 8), byte(k >> 16), byte(k >> 24)}
+		h.Masked, h.Key = true, newMaskKey()
 	}
 	if c.cfg.logFrames {
 		c.logFrame(">", h, p)
